@@ -1,0 +1,88 @@
+"""The engine's public API: everything the GUI and the CLI call.
+
+Importing this module is cheap (no TensorFlow): each function imports the heavy parts
+when it is first called, so a window can appear before TensorFlow loads.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from training.config import Config, ConfigError, default_config, fine_tune_learning_rate
+from training.events import Event, EventCallback
+
+__all__ = [
+    "Config", "ConfigError", "default_config", "fine_tune_learning_rate",
+    "Event", "EventCallback", "run_training", "scan_folder", "resolve_data_dir",
+    "backbone_catalog", "predict", "planned_learning_rates", "preview_augmentation",
+    "load_preview_images",
+]
+
+
+def run_training(config: Config, *, run_dir: str | Path, on_event: EventCallback,
+                 stop: threading.Event | None = None):
+    """Trains a classifier as ``config`` says and records the run in ``run_dir``.
+
+    Never raises for a training failure: it emits a ``Failed`` event and returns a
+    ``RunResult`` whose ``stop_reason`` is ``"failed"``. Setting ``stop`` ends the run
+    within one batch and leaves a valid run directory.
+    """
+    from training.engine import run_training as _run
+
+    return _run(config, run_dir=run_dir, on_event=on_event, stop=stop)
+
+
+def resolve_data_dir(data_dir: str) -> Path:
+    """The folder behind ``data.dir``; ``builtin:shapes`` is generated on first use."""
+    from training.sample import resolve_data_dir as _resolve
+
+    return _resolve(data_dir)
+
+
+def scan_folder(data_dir: str | Path):
+    """Scans a class-per-folder tree; returns a ``training.data.ScanResult``.
+
+    Raises:
+        training.data.DataError: the folder is missing or holds fewer than two classes.
+    """
+    from training.data import scan_folder as _scan
+
+    return _scan(resolve_data_dir(str(data_dir)))
+
+
+def backbone_catalog() -> list[dict[str, Any]]:
+    """Every supported backbone as plain dicts: name, family, default_size,
+    params_millions, imagenet_top1, imagenet_cached (for the default input size)."""
+    from models.backbones import backbone_catalog as _catalog
+
+    return _catalog()
+
+
+def predict(run_dir: str | Path, paths: list[str | Path], top_k: int = 3) -> list[dict[str, Any]]:
+    """Top-k classes for each image (or each image in each folder) with a trained run."""
+    from training.predict import predict as _predict
+
+    return _predict(run_dir, paths, top_k=top_k)
+
+
+def planned_learning_rates(config: Config, steps_per_epoch: int) -> dict[str, list[float]]:
+    """The learning rate at every planned step, per phase (``head``, ``fine_tune``)."""
+    from training.optim import planned_learning_rates as _planned
+
+    return _planned(config, steps_per_epoch)
+
+
+def load_preview_images(paths: list[str | Path], image_size: int):
+    """Decodes images as the training pipeline does: uint8 array (N, size, size, 3)."""
+    from training.images import load_images
+
+    return load_images(paths, image_size)
+
+
+def preview_augmentation(config: Config, images, seed: int = 0):
+    """Applies the training augmentation of ``config`` to uint8 images (N, H, W, 3)."""
+    from training.augment import preview_augmentation as _preview
+
+    return _preview(config.augmentation, images, seed=seed)
