@@ -1,0 +1,1 @@
+"""The settings panels of the main window, one per config section."""

@@ -1,0 +1,197 @@
+"""The Optimizer and schedule panel: only the parameters that apply are shown, and the
+planned learning rate of the whole run is plotted before training starts."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QCheckBox, QLabel, QWidget
+
+from training.api import Config
+from training.config import OPTIMIZERS, SCHEDULES
+
+from gui import engine_calls
+from gui.forms import ConfigForm, combo, double, optional, scientific, spin
+from gui.plots import CompactAxis
+from gui.tasks import BackgroundTasks
+
+OPTIMIZER_LABELS = {"sgd": "SGD", "adagrad": "Adagrad", "rmsprop": "RMSprop", "adam": "Adam",
+                    "adamw": "AdamW", "nadam": "Nadam", "adadelta": "Adadelta"}
+# Which optimizer parameters each optimizer uses (the others are hidden).
+OPTIMIZER_PARAMS = {
+    "optimizer.momentum": ("sgd", "rmsprop"),
+    "optimizer.nesterov": ("sgd",),
+    "optimizer.amsgrad": ("adam", "adamw"),
+}
+# Which schedule parameters each schedule uses (training/optim.py's formulas).
+SCHEDULE_PARAMS = {
+    "schedule.warmup_epochs": tuple(s for s in SCHEDULES if s != "reduce_on_plateau"),
+    "schedule.step_epochs": ("step",),
+    "schedule.decay_rate": ("step", "exponential", "inverse_time", "reduce_on_plateau"),
+    "schedule.min_learning_rate": ("cosine", "cosine_restarts", "cyclic", "one_cycle", "reduce_on_plateau"),
+    "schedule.restart_epochs": ("cosine_restarts",),
+    "schedule.restart_t_mul": ("cosine_restarts",),
+    "schedule.restart_m_mul": ("cosine_restarts",),
+    "schedule.cycle_epochs": ("cyclic",),
+    "schedule.one_cycle_warmup_fraction": ("one_cycle",),
+    "schedule.plateau_patience": ("reduce_on_plateau",),
+}
+PLAN_DEBOUNCE_MS = 250
+
+
+def planned_curve(rates: dict[str, list[float]], steps_per_epoch: int) -> tuple[list[float], list[float]]:
+    """Concatenates the phases' planned rates on an epoch axis (step 1 of epoch 1 at 1/E)."""
+    values = list(rates.get("head", [])) + list(rates.get("fine_tune", []))
+    epochs = (np.arange(1, len(values) + 1) / max(1, steps_per_epoch)).tolist()
+    return epochs, values
+
+
+class LearningRatePlot(pg.PlotWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, axisItems={"left": CompactAxis("left")})
+        self.setObjectName("plannedLearningRatePlot")
+        self.setFixedHeight(170)
+        self.setLabel("bottom", "epoch")
+        self.setLabel("left", "learning rate")
+        self.showGrid(x=True, y=True, alpha=0.25)
+        self.getAxis("left").enableAutoSIPrefix(False)
+        self.curve = self.plot([], [], pen=pg.mkPen("#2ca02c", width=2))
+        self.marker = pg.InfiniteLine(angle=90, pen=pg.mkPen("#d62728", style=pg.QtCore.Qt.PenStyle.DashLine))
+        self.marker.hide()
+        self.addItem(self.marker)
+        self.setToolTip("The learning rate at every step of the planned run, head phase then "
+                        "fine-tuning (red line). Reduce-on-plateau is drawn as if no plateau came.")
+
+    def show_plan(self, epochs: list[float], values: list[float], fine_tune_start: float | None) -> None:
+        self.curve.setData(np.asarray(epochs, float), np.asarray(values, float))
+        if fine_tune_start is None:
+            self.marker.hide()
+        else:
+            self.marker.setPos(fine_tune_start)
+            self.marker.show()
+
+
+class OptimizerPanel(ConfigForm):
+    def __init__(self, config_source: Callable[[], Config | None], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._config_source = config_source
+        self.steps_per_epoch: int | None = None
+        self.plan: tuple[list[float], list[float]] = ([], [])
+        self.tasks = BackgroundTasks(self, workers=1)
+        self.tasks.done.connect(self._on_tasks_done)
+        self.tasks.failed.connect(self._on_tasks_failed)
+        self.debounce = QTimer(self)
+        self.debounce.setSingleShot(True)
+        self.debounce.setInterval(PLAN_DEBOUNCE_MS)
+        self.debounce.timeout.connect(self.refresh_plan)
+        self.on_plan: Callable[[list[float], list[float]], None] | None = None
+        self._build_optimizer_group()
+        self._build_schedule_group()
+        self._build_plot()
+        self.finish()
+
+    def _build_optimizer_group(self) -> None:
+        form = self.group("Optimizer", "optimizerGroup")
+        self._optimizer_form = form
+        self.row(form, "Optimizer:", "optimizer.name", combo(OPTIMIZERS, OPTIMIZER_LABELS))
+        self.row(form, "Learning rate:", "optimizer.learning_rate", scientific(1e-8, 10.0))
+        ft_rate = scientific(0.0, 10.0, special="auto (a tenth)")
+        get, set_ = optional(ft_rate)
+        self.row(form, "Fine-tune rate:", "training.fine_tune_learning_rate", ft_rate, get=get, set_=set_)
+        self.row(form, "Momentum:", "optimizer.momentum", double(0.0, 0.999, 0.05, 3))
+        self.row(form, "Nesterov:", "optimizer.nesterov", QCheckBox("use Nesterov momentum"))
+        self.row(form, "AMSGrad:", "optimizer.amsgrad", QCheckBox("use the AMSGrad variant"))
+        self.row(form, "Weight decay:", "optimizer.weight_decay", scientific(0.0, 1.0, special="off"))
+        self.row(form, "Clip norm:", "optimizer.clipnorm", double(0.0, 1e6, 0.5, 3, special="off"))
+        self.row(form, "Clip value:", "optimizer.clipvalue", double(0.0, 1e6, 0.5, 3, special="off"))
+        self.row(form, "Weight average:", "optimizer.ema", QCheckBox("exponential moving average (EMA)"))
+        self.row(form, "EMA momentum:", "optimizer.ema_momentum", double(0.0, 0.9999, 0.001, 4))
+
+    def _build_schedule_group(self) -> None:
+        form = self.group("Learning-rate schedule", "scheduleGroup")
+        self._schedule_form = form
+        self.row(form, "Schedule:", "schedule.name", combo(SCHEDULES))
+        self.row(form, "Warm-up epochs:", "schedule.warmup_epochs", double(0.0, 1000.0, 0.5, 2))
+        self.row(form, "Step every (epochs):", "schedule.step_epochs", double(0.01, 1000.0, 1.0, 2))
+        self.row(form, "Decay factor:", "schedule.decay_rate", double(0.001, 1.0, 0.05, 3))
+        self.row(form, "Minimum rate:", "schedule.min_learning_rate", scientific(0.0, 10.0))
+        self.row(form, "First cycle (epochs):", "schedule.restart_epochs", double(0.01, 1000.0, 1.0, 2))
+        self.row(form, "Cycle length ×:", "schedule.restart_t_mul", double(1.0, 10.0, 0.5, 2))
+        self.row(form, "Restart peak ×:", "schedule.restart_m_mul", double(0.01, 1.0, 0.1, 2))
+        self.row(form, "Cycle (epochs):", "schedule.cycle_epochs", double(0.01, 1000.0, 1.0, 2))
+        self.row(form, "Rising share:", "schedule.one_cycle_warmup_fraction", double(0.01, 0.99, 0.05, 2))
+        self.row(form, "Plateau patience:", "schedule.plateau_patience", spin(0, 1000))
+
+    def _build_plot(self) -> None:
+        form = self.group("Planned learning rate", "plannedRateGroup")
+        self.plan_status = QLabel("Load a folder to plan the steps.")
+        self.plan_status.setObjectName("planStatus")
+        self.plan_status.setWordWrap(True)
+        form.addRow(self.plan_status)
+        self.plot = LearningRatePlot()
+        form.addRow(self.plot)
+
+    # -- relevance ----------------------------------------------------------------------
+    def after_load(self, config: Config) -> None:
+        self._update_visibility()
+        self.debounce.start()
+
+    def on_field_changed(self) -> None:
+        self._update_visibility()
+        self.debounce.start()
+
+    def _update_visibility(self) -> None:
+        optimizer = self.bindings["optimizer.name"].get()
+        schedule = self.bindings["schedule.name"].get()
+        for key, used_by in OPTIMIZER_PARAMS.items():
+            widget = self.bindings[key].widget
+            self._optimizer_form.setRowVisible(widget, optimizer in used_by)
+            # A hidden option must not keep a value the new optimizer refuses.
+            if optimizer not in used_by and isinstance(widget, QCheckBox) and widget.isChecked():
+                widget.blockSignals(True)
+                widget.setChecked(False)
+                widget.blockSignals(False)
+        self._optimizer_form.setRowVisible(self.bindings["optimizer.ema_momentum"].widget,
+                                           self.bindings["optimizer.ema"].get())
+        for key, used_by in SCHEDULE_PARAMS.items():
+            self._schedule_form.setRowVisible(self.bindings[key].widget, schedule in used_by)
+
+    def visible_keys(self) -> set[str]:
+        """Config keys whose rows are shown now (tests check the relevance rules)."""
+        return {key for key, b in self.bindings.items() if not b.widget.isHidden()}
+
+    # -- planned learning rate ------------------------------------------------------------
+    def set_steps_per_epoch(self, steps: int | None) -> None:
+        self.steps_per_epoch = steps
+        self.debounce.start()
+
+    def refresh_plan(self) -> None:
+        config = self._config_source()
+        if config is None or not self.steps_per_epoch:
+            return
+        self.plan_status.setText("Computing the plan…")
+        self.tasks.submit("plan", _plan, config, self.steps_per_epoch)
+
+    def _on_tasks_done(self, name: str, result: Any) -> None:
+        epochs, values, fine_tune_start, text = result
+        self.plan = (epochs, values)
+        self.plot.show_plan(epochs, values, fine_tune_start)
+        self.plan_status.setText(text)
+        if self.on_plan is not None:
+            self.on_plan(epochs, values)
+
+    def _on_tasks_failed(self, name: str, error: Exception) -> None:
+        self.plan_status.setText(f"Cannot plan the learning rate: {error}")
+
+
+def _plan(config: Config, steps_per_epoch: int) -> tuple[list[float], list[float], float | None, str]:
+    rates = engine_calls.planned_learning_rates(config, steps_per_epoch)
+    epochs, values = planned_curve(rates, steps_per_epoch)
+    head_steps = len(rates.get("head", []))
+    fine_tune_start = head_steps / steps_per_epoch if rates.get("fine_tune") and head_steps else None
+    text = (f"{len(values)} steps ({steps_per_epoch} per epoch); rate from "
+            f"{min(values, default=0):.3g} to {max(values, default=0):.3g}.")
+    return epochs, values, fine_tune_start, text

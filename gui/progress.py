@@ -1,0 +1,80 @@
+"""The run progress strip: phase, epoch, batch, images/s and ETA."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
+
+from training.events import BatchEnd, EpochEnd, Event, Failed, Finished, PhaseChanged, RunStarted
+
+PHASE_NAMES = {"head": "Training head", "fine_tune": "Fine-tuning"}
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "?"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+class RunProgressWidget(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("runProgress")
+        self.bar = QProgressBar()
+        self.bar.setObjectName("runProgressBar")
+        self.bar.setTextVisible(True)
+        self.bar.setFormat("Idle")
+        self.bar.setValue(0)
+        self.bar.setToolTip("Progress of the whole run (all phases).")
+        self.label = QLabel("Ready.")
+        self.label.setObjectName("runProgressLabel")
+        self.label.setMinimumWidth(420)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(6, 2, 6, 2)
+        layout.addWidget(self.bar, 2)
+        layout.addWidget(self.label, 3)
+        self.total_epochs = 0
+        self.steps_per_epoch = 0
+        self.phase = ""
+
+    def start(self, total_epochs: int) -> None:
+        self.total_epochs = total_epochs
+        self.steps_per_epoch = 0
+        self.phase = ""
+        self.bar.setRange(0, 0)  # busy indicator until the first phase says how many steps
+        self.bar.setFormat("Starting…")
+        self.label.setText("Loading TensorFlow and the data…")
+
+    def handle_event(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.label.setText(f"Started on {event.device}")
+        elif isinstance(event, PhaseChanged):
+            self.phase = event.phase
+            self.steps_per_epoch = max(1, event.steps_per_epoch)
+            self.bar.setRange(0, max(1, self.total_epochs * self.steps_per_epoch))
+            self.bar.setFormat(f"{PHASE_NAMES.get(event.phase, event.phase)} %p%")
+            self.label.setText(event.description or PHASE_NAMES.get(event.phase, event.phase))
+        elif isinstance(event, BatchEnd):
+            self.bar.setMaximum(max(self.bar.maximum(), event.step))
+            self.bar.setValue(event.step)
+            self.label.setText(
+                f"{PHASE_NAMES.get(event.phase, event.phase)} · epoch {event.epoch}/{self.total_epochs} · "
+                f"batch {event.batch}/{event.batches} · {event.images_per_second or 0:.0f} img/s · "
+                f"ETA {format_eta(event.eta_seconds)}")
+        elif isinstance(event, EpochEnd):
+            if self.steps_per_epoch:
+                self.bar.setValue(min(self.bar.maximum(), event.epoch * self.steps_per_epoch))
+        elif isinstance(event, Finished):
+            self.bar.setRange(0, 1)
+            self.bar.setValue(1)
+            self.bar.setFormat(f"Finished ({event.stop_reason})")
+            self.label.setText(f"Best epoch {event.best_epoch}. Run folder: {event.run_dir}")
+        elif isinstance(event, Failed):
+            self.bar.setRange(0, 1)
+            self.bar.setValue(0)
+            self.bar.setFormat("Failed")
+            self.label.setText(event.message)
+
+    def stopping(self) -> None:
+        self.bar.setFormat("Stopping after this batch… %p%")

@@ -1,0 +1,218 @@
+"""The run's hints, its log and the finished-run summary."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QFont
+from PySide6.QtWidgets import (
+    QFileDialog, QFormLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMessageBox,
+    QPlainTextEdit, QPushButton, QStyle, QVBoxLayout, QWidget,
+)
+
+from training.events import DataReport, Failed, Finished, Hint, Log
+
+SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
+BEST_MODEL_FILES = ("best.keras", "model.keras")
+
+
+class HintsWidget(QListWidget):
+    """Engine hints as they arrive, errors first, then warnings, then information."""
+
+    fix_requested = Signal(dict)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("hintsList")
+        self.setWordWrap(True)
+        self.setAlternatingRowColors(True)
+        self.setToolTip("Advice from the engine about this run and its data. "
+                        "Double-click a hint that suggests a change to apply it to the settings.")
+        self.itemDoubleClicked.connect(self._on_self_item_double_clicked)
+
+    def add_hint(self, hint: Hint) -> None:
+        icons = {"error": QStyle.StandardPixmap.SP_MessageBoxCritical,
+                 "warning": QStyle.StandardPixmap.SP_MessageBoxWarning}
+        icon = self.style().standardIcon(icons.get(hint.severity, QStyle.StandardPixmap.SP_MessageBoxInformation))
+        item = QListWidgetItem(icon, f"{hint.title}\n{hint.message}")
+        fixes = [fix for fix in hint.fixes if isinstance(fix, dict) and fix]
+        item.setData(Qt.ItemDataRole.UserRole, fixes)
+        item.setData(Qt.ItemDataRole.UserRole + 1, hint.severity)
+        if fixes:
+            item.setToolTip("Suggested change (double-click to apply):\n" + "\n".join(
+                ", ".join(f"{key} = {value}" for key, value in fix.items()) for fix in fixes))
+        rank = SEVERITY_RANK.get(hint.severity, 3)
+        row = 0
+        while row < self.count() and SEVERITY_RANK.get(self.item(row).data(Qt.ItemDataRole.UserRole + 1), 3) <= rank:
+            row += 1
+        self.insertItem(row, item)
+
+    def _on_self_item_double_clicked(self, item: QListWidgetItem) -> None:
+        fixes = item.data(Qt.ItemDataRole.UserRole)
+        if fixes:
+            self.fix_requested.emit(fixes[0])
+
+
+class LogWidget(QPlainTextEdit):
+    """Engine messages and the data report, with timestamps."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("logView")
+        self.setReadOnly(True)
+        self.setMaximumBlockCount(20000)
+        self.setFont(QFont("monospace", 9))
+        self.setToolTip("Messages from the engine and the report about the data of each run.")
+
+    def add(self, message: str, level: str = "info") -> None:
+        prefix = "" if level == "info" else f"[{level.upper()}] "
+        self.appendPlainText(f"{time.strftime('%H:%M:%S')}  {prefix}{message}")
+
+    def add_data_report(self, report: DataReport) -> None:
+        self.add(f"Data: {report.root} - {len(report.classes)} classes")
+        for name in report.classes:
+            self.add(f"  {name}: {report.train_counts.get(name, 0)} training, "
+                     f"{report.validation_counts.get(name, 0)} validation images")
+        for entry in report.skipped:
+            self.add(f"  skipped {entry.get('path')}: {entry.get('reason')}", "warning")
+        for entry in report.ignored:
+            self.add(f"  ignored {entry.get('path')}: {entry.get('reason')}")
+        for warning in report.warnings:
+            self.add(str(warning), "warning")
+
+    def handle_event(self, event: object) -> None:
+        if isinstance(event, Log):
+            self.add(event.message, event.level)
+        elif isinstance(event, DataReport):
+            self.add_data_report(event)
+        elif isinstance(event, Failed):
+            self.add(event.message, "error")
+            if event.details:
+                self.appendPlainText(event.details)
+
+
+def export_model(run_dir: str | Path, target: str | Path) -> Path:
+    """Copies the run's best model to ``target`` atomically (temp file + rename).
+
+    Raises:
+        FileNotFoundError: the run folder holds no saved model.
+    """
+    run_dir = Path(run_dir)
+    source = next((run_dir / name for name in BEST_MODEL_FILES if (run_dir / name).is_file()), None)
+    if source is None:
+        raise FileNotFoundError(f"No saved model in {run_dir} (looked for {', '.join(BEST_MODEL_FILES)}). "
+                                "The run may have stopped before its first epoch ended.")
+    target = Path(target)
+    handle, temporary = tempfile.mkstemp(prefix=".export-", suffix=".keras", dir=target.parent)
+    os.close(handle)
+    try:
+        shutil.copyfile(source, temporary)
+        os.replace(temporary, target)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return target
+
+
+class FinishedRunPanel(QWidget):
+    """Best epoch and validation accuracy of the last run; open its folder; export."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("finishedRunPanel")
+        self.run_dir = ""
+        self.outcome = QLabel("No run has finished yet.")
+        self.outcome.setObjectName("runOutcome")
+        self.outcome.setWordWrap(True)
+        self.best_epoch = QLabel("-")
+        self.best_epoch.setObjectName("bestEpoch")
+        self.val_accuracy = QLabel("-")
+        self.val_accuracy.setObjectName("bestValAccuracy")
+        self.val_loss = QLabel("-")
+        self.folder = QLabel("-")
+        self.folder.setObjectName("runFolder")
+        self.folder.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.open_button = QPushButton("Open run folder")
+        self.open_button.setObjectName("openRunFolderButton")
+        self.open_button.setToolTip("Open the folder with the run's model, metrics, config and log.")
+        self.export_button = QPushButton("Export .keras…")
+        self.export_button.setObjectName("exportModelButton")
+        self.export_button.setToolTip("Save a copy of the best model as a .keras file "
+                                      "(load it with keras.saving.load_model).")
+        for button in (self.open_button, self.export_button):
+            button.setEnabled(False)
+        self.open_button.clicked.connect(self._on_open_button_clicked)
+        self.export_button.clicked.connect(self._on_export_button_clicked)
+        self._build_layout()
+
+    def _build_layout(self) -> None:
+        form = QFormLayout()
+        form.addRow("Best epoch:", self.best_epoch)
+        form.addRow("Validation accuracy:", self.val_accuracy)
+        form.addRow("Validation loss:", self.val_loss)
+        form.addRow("Run folder:", self.folder)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.open_button)
+        buttons.addWidget(self.export_button)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.outcome)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addStretch(1)
+
+    def show_result(self, event: Finished | Failed) -> None:
+        self.run_dir = event.run_dir
+        self.folder.setText(event.run_dir or "-")
+        has_folder = bool(event.run_dir) and Path(event.run_dir).is_dir()
+        self.open_button.setEnabled(has_folder)
+        if isinstance(event, Failed):
+            self.outcome.setText(f"The run failed: {event.message}")
+            self.export_button.setEnabled(False)
+            for label in (self.best_epoch, self.val_accuracy, self.val_loss):
+                label.setText("-")
+            return
+        reasons = {"completed": "The run completed.", "early_stopping": "Early stopping ended the run.",
+                   "stopped": "You stopped the run; the best model so far was kept.",
+                   "diverged": "The run stopped because the loss became NaN or infinite."}
+        self.outcome.setText(f"{reasons.get(event.stop_reason, event.stop_reason)} "
+                             f"({_duration(event.seconds)})")
+        metrics = event.best_metrics or {}
+        self.best_epoch.setText(str(event.best_epoch) if event.best_epoch else "none completed")
+        self.val_accuracy.setText(_format(metrics.get("val_accuracy"), percent=True))
+        self.val_loss.setText(_format(metrics.get("val_loss")))
+        self.export_button.setEnabled(has_folder and event.best_epoch > 0)
+
+    def _on_open_button_clicked(self) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(self.run_dir))
+
+    def _on_export_button_clicked(self) -> None:
+        suggested = str(Path.home() / f"{Path(self.run_dir).name}.keras")
+        target, _ = QFileDialog.getSaveFileName(self, "Export model", suggested, "Keras model (*.keras)")
+        if not target:
+            return
+        if not target.endswith(".keras"):
+            target += ".keras"
+        try:
+            export_model(self.run_dir, target)
+        except OSError as error:
+            QMessageBox.critical(self, "Export failed", f"Could not export the model: {error}")
+            return
+        self.window().statusBar().showMessage(f"Model exported to {target}", 8000)
+
+
+def _format(value: object, percent: bool = False) -> str:
+    if value is None:
+        return "-"
+    value = float(value)
+    return f"{value:.1%}" if percent else f"{value:.4f}"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds or 0))
+    return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"

@@ -1,0 +1,504 @@
+"""The main window: settings on the left, live plots and the run's outcome on the right."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt, QThread, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog, QLabel, QMainWindow, QMessageBox, QScrollArea, QSplitter, QTabWidget, QToolBar,
+    QVBoxLayout, QWidget,
+)
+
+from training.api import Config, ConfigError, default_config
+from training.events import Event, Failed, Finished, Hint, RunStarted
+
+from gui import engine_calls
+from gui.forms import ConfigForm
+from gui.panels.augmentation import PREVIEW_COUNT, AugmentationPanel
+from gui.panels.data import DataPanel, class_counts, sample_paths
+from gui.panels.model import ModelPanel
+from gui.panels.optimizer import OptimizerPanel
+from gui.panels.regularization import RegularizationPanel
+from gui.plots import LivePlotsWidget
+from gui.progress import RunProgressWidget
+from gui.runview import FinishedRunPanel, HintsWidget, LogWidget
+from gui.tasks import BackgroundTasks
+from gui.worker import Runner, TrainingWorker, start_worker
+
+APP_NAME = "Finetune Studio"
+RECENT_LIMIT = 8
+STOP_TIMEOUT_MS = 60_000  # a graceful stop that takes longer than this ends the child
+SIDEBAR_WIDTH = 450
+
+
+class MainWindow(QMainWindow):
+    """One window per app. ``runner`` replaces the child-process engine (tests)."""
+
+    run_finished = Signal(object)  # the Finished or Failed event of each run
+
+    def __init__(self, config: Config | None = None, *, settings: QSettings | None = None,
+                 runner: Runner | None = None) -> None:
+        super().__init__()
+        self.setObjectName("mainWindow")
+        self.settings = settings or QSettings("FinetuneStudio", "FinetuneStudio")
+        self.runner = runner
+        self.config = config or default_config()
+        self.config_path: Path | None = None
+        self._saved = self.config.to_dict()
+        self.config_error = ""
+        self.worker: TrainingWorker | None = None
+        self.thread: QThread | None = None
+        self.last_run_config: Config | None = None
+        self.run_started_event: RunStarted | None = None  # what the engine said it runs
+        self.error_dialog: QMessageBox | None = None
+        self._close_requested = False
+        self.tasks = BackgroundTasks(self, workers=1)
+        self.tasks.done.connect(self._on_tasks_done)
+        self.tasks.failed.connect(self._on_tasks_failed)
+        self._kill_timer = QTimer(self, singleShot=True, interval=STOP_TIMEOUT_MS)
+        self._kill_timer.timeout.connect(self._on_kill_timer_timeout)
+        self._build_panels()
+        self._build_central()
+        self._build_actions()
+        self._build_status_bar()
+        self.setAcceptDrops(True)
+        self.data_panel.set_recent(self.recent_folders())
+        self.set_config(self.config, saved=True)
+        self.resize(1280, 800)
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+
+    # -- building -------------------------------------------------------------------------
+    def _build_panels(self) -> None:
+        self.data_panel = DataPanel()
+        self.model_panel = ModelPanel()
+        self.regularization_panel = RegularizationPanel()
+        self.augmentation_panel = AugmentationPanel(self.current_config)
+        self.optimizer_panel = OptimizerPanel(self.current_config)
+        self.forms: list[ConfigForm] = [self.data_panel, self.model_panel, self.regularization_panel,
+                                        self.augmentation_panel, self.optimizer_panel]
+        for form in self.forms:
+            form.changed.connect(self._on_form_changed)
+        self.data_panel.scanned.connect(self._on_data_panel_scanned)
+        self.data_panel.scan_failed.connect(self._on_data_panel_scan_failed)
+        self.data_panel.folder_chosen.connect(self._on_data_panel_folder_chosen)
+        self.optimizer_panel.on_plan = self._on_optimizer_plan
+
+    def _build_central(self) -> None:
+        self.settings_tabs = QTabWidget()
+        self.settings_tabs.setObjectName("settingsTabs")
+        for form, title in zip(self.forms, ("Data", "Model", "Regularization", "Augmentation", "Optimizer")):
+            scroll = QScrollArea()
+            scroll.setWidgetResizable(True)
+            scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            scroll.setWidget(form)
+            form.setObjectName(f"{title.lower()}Panel")
+            self.settings_tabs.addTab(scroll, title)
+        self.error_banner = QLabel()
+        self.error_banner.setObjectName("configErrorBanner")
+        self.error_banner.setWordWrap(True)
+        self.error_banner.setStyleSheet("color: white; background: #b3261e; padding: 4px;")
+        self.error_banner.hide()
+        sidebar = QWidget()
+        side_layout = QVBoxLayout(sidebar)
+        side_layout.setContentsMargins(0, 0, 0, 0)
+        side_layout.addWidget(self.error_banner)
+        side_layout.addWidget(self.settings_tabs, 1)
+        self.plots = LivePlotsWidget()
+        self.hints = HintsWidget()
+        self.hints.fix_requested.connect(self._on_hints_fix_requested)
+        self.log = LogWidget()
+        self.result_panel = FinishedRunPanel()
+        self.output_tabs = QTabWidget()
+        self.output_tabs.setObjectName("outputTabs")
+        self.output_tabs.addTab(self.hints, "Hints")
+        self.output_tabs.addTab(self.log, "Log")
+        self.output_tabs.addTab(self.result_panel, "Result")
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.plots)
+        right.addWidget(self.output_tabs)
+        right.setSizes([520, 200])
+        self.progress = RunProgressWidget()
+        right_holder = QWidget()
+        right_layout = QVBoxLayout(right_holder)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(self.progress)
+        right_layout.addWidget(right, 1)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.setObjectName("mainSplitter")
+        splitter.addWidget(sidebar)
+        splitter.addWidget(right_holder)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([SIDEBAR_WIDTH, 1280 - SIDEBAR_WIDTH])
+        sidebar.setMinimumWidth(380)
+        self.setCentralWidget(splitter)
+
+    def _action(self, text: str, name: str, slot: Any, shortcuts: list, tip: str) -> QAction:
+        action = QAction(text, self)
+        action.setObjectName(name)
+        action.setShortcuts([QKeySequence(s) for s in shortcuts])
+        action.setToolTip(f"{tip} ({', '.join(QKeySequence(s).toString() for s in shortcuts)})"
+                          if shortcuts else tip)
+        action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        keys = QKeySequence.StandardKey
+        self.open_folder_action = self._action("Open folder…", "openFolderAction",
+                                               self.data_panel.choose_folder, ["Ctrl+O"],
+                                               "Choose the folder of images to train on")
+        self.load_action = self._action("Load config…", "loadConfigAction", self._on_load_triggered,
+                                        ["Ctrl+L"], "Load settings from a JSON config file")
+        self.save_action = self._action("Save config", "saveConfigAction", self._on_save_triggered,
+                                        [keys.Save], "Save the settings to their JSON file")
+        self.save_as_action = self._action("Save config as…", "saveConfigAsAction",
+                                           self._on_save_as_triggered, [keys.SaveAs],
+                                           "Save the settings to a new JSON file (the CLI reads it too)")
+        self.start_action = self._action("Start", "startAction", self.start_training, ["Ctrl+R"],
+                                         "Start training with the current settings")
+        self.stop_action = self._action("Stop", "stopAction", self.stop_training, ["Esc", "Ctrl+."],
+                                        "Stop after the current batch, keeping the best model so far")
+        self.stop_action.setEnabled(False)
+        self.quit_action = self._action("Quit", "quitAction", self.close, [keys.Quit], "Close the app")
+        toolbar = QToolBar("Main")
+        toolbar.setObjectName("mainToolBar")
+        toolbar.setMovable(False)
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        for action in (self.open_folder_action, self.load_action, self.save_action, None,
+                       self.start_action, self.stop_action):
+            toolbar.addSeparator() if action is None else toolbar.addAction(action)
+        self.addToolBar(toolbar)
+        file_menu = self.menuBar().addMenu("&File")
+        for action in (self.open_folder_action, self.load_action, self.save_action,
+                       self.save_as_action, None, self.quit_action):
+            file_menu.addSeparator() if action is None else file_menu.addAction(action)
+        run_menu = self.menuBar().addMenu("&Run")
+        run_menu.addAction(self.start_action)
+        run_menu.addAction(self.stop_action)
+
+    def _build_status_bar(self) -> None:
+        self.device_label = QLabel("Device: detecting…")
+        self.device_label.setObjectName("deviceLabel")
+        self.device_label.setToolTip("Where training runs: GPU name and precision, or CPU threads.")
+        self.statusBar().addPermanentWidget(self.device_label)
+        self.statusBar().setObjectName("statusBar")
+
+    def after_shown(self) -> None:
+        """Work that may import TensorFlow starts only once the window is on screen."""
+        engine_calls.start_helper()
+        self.tasks.submit("catalog", engine_calls.backbone_catalog)
+        self.tasks.submit("device", engine_calls.device_description)
+
+    # -- config <-> forms -----------------------------------------------------------------
+    def build_config(self) -> Config:
+        """The config the widgets describe.
+
+        Raises:
+            ConfigError: a value or combination the engine refuses.
+            ValueError: a field that cannot be read (e.g. hidden units text).
+        """
+        overrides: dict[str, Any] = {}
+        for form in self.forms:
+            overrides.update(form.values())
+        return self.config.with_overrides(overrides)
+
+    def current_config(self) -> Config | None:
+        """The last valid config (None while the widgets hold an invalid one)."""
+        return None if self.config_error else self.config
+
+    def set_config(self, config: Config, *, saved: bool = False) -> None:
+        self.config = config
+        for form in self.forms:
+            form.load(config)
+        if saved:
+            self._saved = config.to_dict()
+        self._on_form_changed()
+
+    def is_dirty(self) -> bool:
+        return self.config.to_dict() != self._saved
+
+    def _on_form_changed(self) -> None:
+        try:
+            self.config = self.build_config()
+            self.config_error = ""
+        except (ConfigError, ValueError) as error:
+            self.config_error = str(error)
+        self.error_banner.setText(self.config_error)
+        self.error_banner.setVisible(bool(self.config_error))
+        self._update_actions()
+        self._update_title()
+        self._update_steps_per_epoch()
+
+    def _update_title(self) -> None:
+        name = self.config_path.name if self.config_path else "untitled"
+        self.setWindowTitle(f"{name}[*] — {APP_NAME}")
+        self.setWindowModified(self.is_dirty())
+
+    def _update_actions(self) -> None:
+        running = self.is_running()
+        self.start_action.setEnabled(not running and not self.config_error)
+        self.stop_action.setEnabled(running and not (self.worker and self.worker.stop_requested))
+
+    # -- config files -----------------------------------------------------------------------
+    def load_config_file(self, path: str | Path) -> bool:
+        try:
+            config = Config.load(path)
+        except ConfigError as error:
+            self.show_error("Cannot load the config", str(error))
+            return False
+        self.config_path = Path(path)
+        self.set_config(config, saved=True)
+        self.statusBar().showMessage(f"Loaded {path}", 5000)
+        return True
+
+    def save_config_file(self, path: str | Path) -> bool:
+        if self.config_error:
+            self.show_error("Cannot save the config", f"The settings are not valid: {self.config_error}")
+            return False
+        try:
+            self.config.save(path)
+        except OSError as error:
+            self.show_error("Cannot save the config", f"Could not write {path}: {error}")
+            return False
+        self.config_path = Path(path)
+        self._saved = self.config.to_dict()
+        self._update_title()
+        self.statusBar().showMessage(f"Saved {path}", 5000)
+        return True
+
+    def _on_load_triggered(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load config", "", "Config (*.json)")
+        if path:
+            self.load_config_file(path)
+
+    def _on_save_triggered(self) -> None:
+        if self.config_path is None:
+            self._on_save_as_triggered()
+        else:
+            self.save_config_file(self.config_path)
+
+    def _on_save_as_triggered(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save config", "config.json", "Config (*.json)")
+        if path:
+            self.save_config_file(path if path.endswith(".json") else path + ".json")
+
+    # -- data -----------------------------------------------------------------------------
+    def recent_folders(self) -> list[str]:
+        value = self.settings.value("data/recentFolders", [])
+        return [value] if isinstance(value, str) else list(value or [])
+
+    def _on_data_panel_folder_chosen(self, folder: str) -> None:
+        recent = [folder] + [f for f in self.recent_folders() if f != folder]
+        self.settings.setValue("data/recentFolders", recent[:RECENT_LIMIT])
+        self.data_panel.set_recent(recent[:RECENT_LIMIT])
+
+    def _on_data_panel_scanned(self, scan: Any) -> None:
+        paths = [path for _, path in sample_paths(scan, max(1, PREVIEW_COUNT // len(scan.classes) + 1))]
+        self.augmentation_panel.set_images(paths[:PREVIEW_COUNT])
+        self._update_steps_per_epoch()
+
+    def _on_data_panel_scan_failed(self, message: str) -> None:
+        self.statusBar().showMessage(message, 10000)
+        self.optimizer_panel.set_steps_per_epoch(None)
+
+    def steps_per_epoch(self) -> int | None:
+        """Training steps per epoch as planned from the scan (before any file fails)."""
+        scan = self.data_panel.scan
+        if scan is None or self.config_error:
+            return None
+        total = sum(class_counts(scan).values())
+        data = self.config.data
+        train = total if data.validation_dir else total - round(total * data.validation_split)
+        return max(1, math.ceil(train / data.batch_size))
+
+    def _update_steps_per_epoch(self) -> None:
+        steps = self.steps_per_epoch()
+        if steps != self.optimizer_panel.steps_per_epoch:
+            self.optimizer_panel.set_steps_per_epoch(steps)
+
+    def _on_optimizer_plan(self, epochs: list[float], values: list[float]) -> None:
+        if not self.is_running():
+            self.plots.set_planned_learning_rates(epochs, values)
+
+    # -- background results ------------------------------------------------------------------
+    def _on_tasks_done(self, name: str, result: Any) -> None:
+        if name == "catalog":
+            self.model_panel.set_catalog(result)
+        elif name == "device" and not self.is_running():
+            self.device_label.setText(f"Device: {result}")
+
+    def _on_tasks_failed(self, name: str, error: Exception) -> None:
+        if name == "device":
+            self.device_label.setText("Device: unknown")
+        self.log.add(f"Could not get the {name}: {error}", "warning")
+
+    # -- training -------------------------------------------------------------------------
+    def is_running(self) -> bool:
+        return self.thread is not None
+
+    def start_training(self) -> bool:
+        """Starts a run with the current settings; refused while one runs or if invalid."""
+        if self.is_running():
+            self.statusBar().showMessage("A run is already in progress; stop it first.", 5000)
+            return False
+        if self.config_error:
+            self.show_error("Cannot start", f"The settings are not valid: {self.config_error}")
+            return False
+        config = self.config.copy()
+        runs_dir = self.data_panel.runs_dir()
+        run_dir = runs_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.model.backbone}"
+        suffix = 1
+        while run_dir.exists():
+            suffix += 1
+            run_dir = run_dir.with_name(f"{run_dir.name.rsplit('~', 1)[0]}~{suffix}")
+        try:
+            runs_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            self.show_error("Cannot start", f"Cannot create the runs folder {runs_dir}: {error}")
+            return False
+        self.last_run_config = config
+        self.run_started_event = None
+        self.hints.clear()
+        self.log.add(f"Starting run in {run_dir}")
+        self.plots.start_run()
+        self.plots.set_planned_learning_rates(*self.optimizer_panel.plan)
+        self.progress.start(config.training.head_epochs + config.training.fine_tune_epochs)
+        self.worker = TrainingWorker(config, run_dir, runner=self.runner)
+        self.worker.event.connect(self._on_worker_event)
+        self.worker.errored.connect(self._on_worker_errored)
+        self.worker.finished.connect(self._on_worker_finished)
+        self.thread = start_worker(self.worker)
+        self.thread.finished.connect(self._on_thread_finished)
+        self._update_actions()
+        self.statusBar().showMessage("Training started.", 3000)
+        return True
+
+    def stop_training(self) -> None:
+        if self.worker is None or self.worker.stop_requested:
+            return
+        self.worker.cancel()
+        self.progress.stopping()
+        self.statusBar().showMessage("Stopping after the current batch; the best model is kept.")
+        self._update_actions()
+
+    def _on_worker_event(self, event: Event) -> None:
+        self.plots.handle_event(event)
+        self.log.handle_event(event)
+        self.progress.handle_event(event)
+        if isinstance(event, RunStarted):
+            self.run_started_event = event
+            self.device_label.setText(f"Device: {event.device}")
+        elif isinstance(event, Hint):
+            self.hints.add_hint(event)
+            if event.severity in ("warning", "error"):
+                self.statusBar().showMessage(f"Hint: {event.title}", 8000)
+        elif isinstance(event, (Finished, Failed)):
+            self.result_panel.show_result(event)
+            self.output_tabs.setCurrentWidget(self.result_panel)
+
+    def _on_worker_errored(self, message: str) -> None:
+        # The Failed event that follows carries the same message to the error dialog.
+        self.log.add(message, "error")
+
+    def _on_worker_finished(self, last: Any) -> None:
+        if isinstance(last, Failed):
+            self.show_error("Training failed", last.message,
+                            details=(last.details or "") + "\n\n" + self.log.toPlainText()[-6000:])
+        elif isinstance(last, Finished):
+            self.statusBar().showMessage(f"Run finished: {last.stop_reason}.", 8000)
+        self.run_finished.emit(last)
+
+    def _on_thread_finished(self) -> None:
+        thread, self.thread = self.thread, None
+        if thread is not None:
+            # finished() is emitted from the thread just before it ends: wait for the end,
+            # or dropping the last reference would destroy a still-running QThread.
+            thread.wait()
+        self.worker = None
+        self._kill_timer.stop()
+        self._update_actions()
+        if self._close_requested:
+            QTimer.singleShot(0, self.close)
+
+    def _on_kill_timer_timeout(self) -> None:
+        if self.worker is not None:
+            self.log.add("The run did not stop in time; ending the training process.", "warning")
+            self.worker.kill()
+
+    def _on_hints_fix_requested(self, fix: dict) -> None:
+        try:
+            config = self.config.with_overrides(fix)
+        except ConfigError as error:
+            self.show_error("Cannot apply the suggestion", str(error))
+            return
+        self.set_config(config)
+        self.statusBar().showMessage("Applied: " + ", ".join(f"{k} = {v}" for k, v in fix.items()), 8000)
+
+    # -- errors ---------------------------------------------------------------------------
+    def show_error(self, title: str, message: str, details: str = "") -> None:
+        """A non-blocking error dialog; the window stays usable behind it."""
+        dialog = QMessageBox(QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.Ok, self)
+        dialog.setObjectName("errorDialog")
+        if details.strip():
+            dialog.setDetailedText(details.strip())
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.error_dialog = dialog
+        dialog.open()
+
+    # -- window events ----------------------------------------------------------------------
+    def confirm_close_during_training(self) -> bool:
+        answer = QMessageBox.question(
+            self, "Training is running",
+            "A run is in progress. Stop it (the best model so far is kept) and close?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        if self.is_running():
+            if not self._close_requested:
+                if not self.confirm_close_during_training():
+                    event.ignore()
+                    return
+                self._close_requested = True
+                self.stop_training()
+                self._kill_timer.start()
+                self.statusBar().showMessage("Stopping the run before closing…")
+            event.ignore()  # closes for real when the thread has finished
+            return
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        for form in self.forms:
+            tasks = getattr(form, "tasks", None)
+            if tasks is not None:
+                tasks.shutdown()
+        self.tasks.shutdown()
+        event.accept()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if _dropped_folder(event) is not None:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        folder = _dropped_folder(event)
+        if folder is not None:
+            self.data_panel.set_folder(folder)
+            self.settings_tabs.setCurrentWidget(self.settings_tabs.widget(0))
+            event.acceptProposedAction()
+
+
+def _dropped_folder(event: QDragEnterEvent | QDropEvent) -> str | None:
+    urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
+    for url in urls:
+        path = Path(url.toLocalFile())
+        if path.is_dir():
+            return str(path)
+        if path.is_file() and path.parent.parent.is_dir():
+            return str(path.parent.parent)  # an image dropped from a class folder
+    return None

@@ -1,0 +1,183 @@
+"""Training-time augmentation built from Keras preprocessing layers.
+
+``build_augmenter`` turns an ``AugmentationConfig`` into one function that maps a batch
+``(images, labels)`` to an augmented batch: float32 images in 0-255 of shape
+(B, H, W, 3) and one-hot float32 labels (B, C). It runs inside ``tf.data`` (the layers
+are called with ``training=True``), every layer has its own seed derived from the run's
+seed, and outputs are clipped to [0, 255].
+
+What each strength means (0 always means off):
+
+=================  ==========================================================================
+horizontal_flip    RandomFlip("horizontal")
+vertical_flip      RandomFlip("vertical")
+rotation           RandomRotation(s): up to +-s of a full turn (0.05 = +-18 degrees)
+zoom               RandomZoom(+-s): in or out by up to s of the side
+translation        RandomTranslation(+-s): shift by up to s of the width and height
+random_crop        RandomZoom(-s, 0) then RandomTranslation(s/2): a window of (1-s)..1 of
+                   the side at a random place, scaled back up (crops and scales, per image)
+brightness         RandomBrightness(s): add up to +-s*255
+contrast           RandomContrast(s): contrast factor in [1-s, 1+s]
+saturation         RandomSaturation: saturation times (1-s)/(1+s) .. (1+s)/(1-s)
+                   (s=1: from grey to fully saturated)
+hue                RandomHue(2s): rotate the hue by up to +-s of the colour circle
+                   (tf.image.random_hue's max_delta; 0.5 = any hue)
+gaussian_noise     GaussianNoise(stddev=s*255)
+cutout             RandomErasing: one noise-filled patch covering up to s of each image
+randaugment        RandAugment(factor=s), 2 random operations per image
+mixup              MixUp(alpha=s): blends image pairs and their labels
+cutmix             CutMix(factor=s): pastes a patch of another image, mixing labels by area
+=================  ==========================================================================
+
+Geometric layers fill uncovered pixels by reflection (no black corners).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import numpy as np
+
+from training.config import AugmentationConfig
+
+Augmenter = Callable[[Any, Any], tuple[Any, Any]]
+
+_FILL = "reflect"
+# Offsets that give every layer its own random stream from one run seed.
+_SEED_STRIDE = 7919
+
+
+def active_augmentations(aug_cfg: AugmentationConfig) -> list[str]:
+    """Names of the augmentations that are on, in the order they are applied."""
+    order = ["horizontal_flip", "vertical_flip", "rotation", "zoom", "translation", "random_crop",
+             "brightness", "contrast", "saturation", "hue", "randaugment", "gaussian_noise",
+             "cutout", "mixup", "cutmix"]
+    return [name for name in order if getattr(aug_cfg, name)]
+
+
+def build_augmenter(aug_cfg: AugmentationConfig, *, image_size: int, num_classes: int,
+                    seed: int) -> Augmenter | None:
+    """A batch function ``(images, labels) -> (images, labels)``; None when all is off.
+
+    Args:
+        aug_cfg: which augmentations and how strong.
+        image_size: height and width of the images it will see.
+        num_classes: width of the one-hot labels.
+        seed: the run's seed; the same seed gives the same augmentations.
+    """
+    if image_size < 1 or num_classes < 1:
+        raise ValueError(f"`image_size` and `num_classes` must be >= 1. "
+                         f"Received: image_size={image_size}, num_classes={num_classes}")
+    names = active_augmentations(aug_cfg)
+    if not names:
+        return None
+    seeds = iter(range(seed, seed + _SEED_STRIDE * 4 * len(names), _SEED_STRIDE))
+    image_layers, mixing_layers = [], []
+    for name in names:
+        layers = _layers_for(name, float(getattr(aug_cfg, name)), seeds)
+        (mixing_layers if name in ("mixup", "cutmix") else image_layers).extend(layers)
+    return _Augmenter(image_layers, mixing_layers)
+
+
+class _Augmenter:
+    """Applies image layers, then label-mixing layers, then clips to the pixel range.
+
+    MixUp and CutMix, when both are on, are applied one after the other.
+    """
+
+    def __init__(self, image_layers: list, mixing_layers: list):
+        self.image_layers = image_layers
+        self.mixing_layers = mixing_layers
+
+    def __call__(self, images, labels):
+        from keras import ops
+
+        for layer in self.image_layers:
+            images = layer(images, training=True)
+        for layer in self.mixing_layers:
+            mixed = layer({"images": images, "labels": labels}, training=True)
+            images, labels = mixed["images"], mixed["labels"]
+        return ops.clip(images, 0.0, 255.0), labels
+
+
+class _InUnitRange:
+    """Calls a layer on images scaled from 0-255 to 0-1 and scales the result back."""
+
+    def __init__(self, layer):
+        self.layer = layer
+
+    def __call__(self, images, training: bool = True):
+        return self.layer(images / 255.0, training=training) * 255.0
+
+
+def _layers_for(name: str, strength: float, seeds) -> list:
+    from keras import layers
+
+    s = strength
+    if name == "horizontal_flip":
+        return [layers.RandomFlip("horizontal", seed=next(seeds))]
+    if name == "vertical_flip":
+        return [layers.RandomFlip("vertical", seed=next(seeds))]
+    if name == "rotation":
+        return [layers.RandomRotation(s, fill_mode=_FILL, seed=next(seeds))]
+    if name == "zoom":
+        return [layers.RandomZoom(s, fill_mode=_FILL, seed=next(seeds))]
+    if name == "translation":
+        return [layers.RandomTranslation(s, s, fill_mode=_FILL, seed=next(seeds))]
+    if name == "random_crop":
+        return [layers.RandomZoom((-s, 0.0), fill_mode=_FILL, seed=next(seeds)),
+                layers.RandomTranslation(s / 2, s / 2, fill_mode=_FILL, seed=next(seeds))]
+    if name == "brightness":
+        return [layers.RandomBrightness(s, value_range=(0, 255), seed=next(seeds))]
+    if name == "contrast":
+        return [layers.RandomContrast(s, value_range=(0, 255), seed=next(seeds))]
+    if name == "saturation":
+        # Keras's factor f scales saturation by f / (1 - f): 0.5 is no change. It clips the
+        # saturation channel to value_range, which for saturation must be (0, 1).
+        return [layers.RandomSaturation((0.5 - s / 2, 0.5 + s / 2), value_range=(0, 1),
+                                        seed=next(seeds))]
+    if name == "hue":
+        # Keras shifts the hue by up to factor/2 of the circle.
+        return [layers.RandomHue((0.0, min(1.0, 2 * s)), value_range=(0, 255), seed=next(seeds))]
+    if name == "randaugment":
+        return [layers.RandAugment(value_range=(0, 255), factor=s, seed=next(seeds))]
+    if name == "gaussian_noise":
+        # GaussianNoise takes a stddev in [0, 1]: apply it to images scaled to [0, 1].
+        return [_InUnitRange(layers.GaussianNoise(s, seed=next(seeds)))]
+    if name == "cutout":
+        return [layers.RandomErasing(factor=(1.0, 1.0), scale=(s / 2, s), value_range=(0, 255),
+                                     seed=next(seeds))]
+    if name == "mixup":
+        return [layers.MixUp(alpha=s, seed=next(seeds))]
+    if name == "cutmix":
+        return [layers.CutMix(factor=s, seed=next(seeds))]
+    raise ValueError(f"Unknown augmentation {name!r}.")
+
+
+def preview_augmentation(aug_cfg: AugmentationConfig, images: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Applies the training augmentation to uint8 images (N, H, W, 3), as one batch.
+
+    MixUp and CutMix mix the given images with each other. Returns uint8 of the same
+    shape; with every augmentation off, an unchanged copy.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.shape[1] != images.shape[2]:
+        raise ValueError(f"`images` must have shape (N, size, size, 3). Received: shape={images.shape}")
+    count = len(images)
+    augmenter = build_augmenter(aug_cfg, image_size=images.shape[1], num_classes=max(count, 1), seed=seed)
+    if augmenter is None or count == 0:
+        return images.astype(np.uint8, copy=True)
+    labels = np.eye(count, dtype=np.float32)
+    augmented, _ = augmenter(images.astype(np.float32), labels)
+    from keras import ops
+
+    return np.clip(np.rint(ops.convert_to_numpy(augmented)), 0, 255).astype(np.uint8)
+
+
+def with_only(name: str, strength: float | bool) -> AugmentationConfig:
+    """A config with every augmentation off except ``name`` (handy for previews and tests)."""
+    off = {f.name: (False if isinstance(f.default, bool) else 0.0)
+           for f in dataclasses.fields(AugmentationConfig)}
+    off[name] = strength
+    return AugmentationConfig(**off)

@@ -1,0 +1,138 @@
+"""Command line: ``python main.py train | config | predict`` (``gui`` is dispatched by main.py).
+
+A bad config or folder exits non-zero with a message saying what to fix, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from datetime import datetime
+from pathlib import Path
+
+from training.config import Config, ConfigError, parse_override
+from training.progress import ProgressPrinter
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python main.py",
+        description="Fine-tune a pretrained Keras image classifier on a folder of images "
+                    "(one subfolder per class).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train from a JSON config and record the run")
+    train.add_argument("config", nargs="?", help="config JSON (default: the built-in defaults)")
+    train.add_argument("--data", help="image folder, one subfolder per class (sets data.dir)")
+    train.add_argument("--out", help="run folder to create (default: runs/<time>-<backbone>)")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key, e.g. --set optimizer.learning_rate=1e-4 "
+                            "(value as JSON; repeatable)")
+    train.add_argument("--quiet", action="store_true", help="print only the final result")
+
+    config = sub.add_parser("config", help="print or check a config")
+    group = config.add_mutually_exclusive_group(required=True)
+    group.add_argument("--default", action="store_true", help="print the complete default config")
+    group.add_argument("--check", metavar="CONFIG", help="validate a config file and print it resolved")
+
+    predict = sub.add_parser("predict", help="classify images with a trained run")
+    predict.add_argument("run_dir", help="a run folder written by `train` (holds best.keras)")
+    predict.add_argument("images", nargs="+", help="image files or folders")
+    predict.add_argument("--top", type=int, default=3, help="how many classes to show (default 3)")
+    predict.add_argument("--json", action="store_true", help="print one JSON object a line")
+
+    sub.add_parser("gui", help="start the desktop app (default when no command is given)")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "train":
+            return _train(args)
+        if args.command == "config":
+            return _config(args)
+        if args.command == "predict":
+            return _predict(args)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    parser.print_help()
+    return EXIT_USAGE
+
+
+def load_train_config(args: argparse.Namespace) -> Config:
+    config = Config.load(args.config) if args.config else Config()
+    overrides = dict(parse_override(item) for item in args.overrides)
+    if args.data:
+        overrides["data.dir"] = args.data
+    return config.with_overrides(overrides) if overrides else config
+
+
+def default_run_dir(config: Config) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{stamp}-{config.model.backbone}"
+
+
+def _train(args: argparse.Namespace) -> int:
+    config = load_train_config(args)
+    run_dir = Path(args.out) if args.out else default_run_dir(config)
+    if config.data.dir != "builtin:shapes" and not Path(config.data.dir).expanduser().is_dir():
+        print(f"error: the data folder {config.data.dir} does not exist. Pass a folder with one "
+              "subfolder per class (--data DIR or data.dir in the config).", file=sys.stderr)
+        return EXIT_USAGE
+
+    from training.api import run_training
+
+    stop = threading.Event()
+    printer = ProgressPrinter(sys.stderr, quiet=args.quiet)
+    previous = signal.signal(signal.SIGINT, lambda *_: _interrupt(stop, printer))
+    try:
+        result = run_training(config, run_dir=run_dir, on_event=printer, stop=stop)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if result.stop_reason == "failed":
+        return EXIT_FAILED
+    print(result.run_dir)
+    return EXIT_INTERRUPTED if result.stop_reason == "stopped" else EXIT_OK
+
+
+def _interrupt(stop: threading.Event, printer: ProgressPrinter) -> None:
+    if stop.is_set():
+        raise KeyboardInterrupt
+    stop.set()
+    printer.note("Stopping after this batch (Ctrl+C again to abort at once) ...")
+
+
+def _config(args: argparse.Namespace) -> int:
+    config = Config() if args.default else Config.load(args.check)
+    sys.stdout.write(config.to_json())
+    return EXIT_OK
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from training.predict import PredictError, predict
+
+    try:
+        results = predict(args.run_dir, args.images, top_k=args.top)
+    except PredictError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    failed = 0
+    for item in results:
+        if args.json:
+            print(json.dumps(item))
+            continue
+        if item.get("error"):
+            failed += 1
+            print(f"{item['path']}: skipped ({item['error']})")
+            continue
+        ranked = ", ".join(f"{p['class']} {p['probability']:.1%}" for p in item["top"])
+        print(f"{item['path']}: {ranked}")
+    return EXIT_FAILED if failed and failed == len(results) else EXIT_OK

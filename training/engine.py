@@ -1,0 +1,357 @@
+"""``run_training``: from a config to a trained, recorded classifier.
+
+The transfer-learning recipe is a sequence of named phases (keras-io
+``guides/transfer_learning.py``):
+
+1. ``head``: the backbone is frozen (and, when pretrained, called with ``training=False``
+   so its BatchNorm layers stay in inference mode); only the new head learns.
+2. ``fine_tune``: the top ``training.fine_tune_layers`` layers of the backbone are
+   unfrozen (BatchNorm layers stay frozen unless training from scratch), the model is
+   recompiled with a fresh optimizer at ``training.fine_tune_learning_rate`` (default a
+   tenth of the head's) and training continues.
+
+A phase with 0 epochs is skipped. ``model.weights: "none"`` with ``fine_tune_layers:
+"all"`` trains from scratch.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from training.config import Config, ConfigError, fine_tune_learning_rate
+from training.events import EventCallback, Failed, Finished, Log, PhaseChanged, RunStarted
+from training.rundir import (
+    BEST_MODEL, RunDirError, RunRecorder, fan_out, prepare_run_dir, write_json_atomic,
+    write_text_atomic,
+)
+
+PHASES = ("head", "fine_tune")
+
+# The pipeline drops undecodable files, so its length is unknown to Keras, which then
+# warns at the end of every epoch that the input "ran out of data": expected here.
+warnings.filterwarnings("ignore", message="Your input ran out of data", category=UserWarning)
+
+
+class StopRequested(Exception):
+    """The stop flag was set before training began (e.g. during a download)."""
+
+
+@dataclass
+class RunResult:
+    run_dir: str
+    stop_reason: str             # completed, early_stopping, stopped, diverged, failed
+    best_epoch: int = 0
+    best_metrics: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.stop_reason != "failed"
+
+
+def run_training(config: Config, *, run_dir: str | Path, on_event: EventCallback,
+                 stop: threading.Event | None = None) -> RunResult:
+    """Trains as ``config`` says, writing the run directory; see ``training.api``."""
+    stop = stop or threading.Event()
+    started = time.monotonic()
+    try:
+        config = Config.from_dict(config.to_dict())  # validate a copy; the caller's is untouched
+        path = prepare_run_dir(run_dir)
+    except (ConfigError, RunDirError) as error:
+        on_event(Failed(message=str(error), error_type=type(error).__name__, run_dir=str(run_dir)))
+        return RunResult(run_dir=str(run_dir), stop_reason="failed", error=str(error))
+
+    recorder = RunRecorder(path)
+    listener_errors: list[Exception] = []
+    emit = fan_out(recorder, on_event, on_listener_error=listener_errors.append)
+    session = TrainingSession(config, path, emit, stop, started)
+    try:
+        return session.run()
+    except Exception as error:  # noqa: BLE001 - every failure becomes a Failed event
+        message = _user_message(error)
+        emit(Failed(message=message, error_type=type(error).__name__, run_dir=str(path),
+                    details=traceback.format_exc()))
+        session.write_summary("failed", error=message)
+        return RunResult(run_dir=str(path), stop_reason="failed", error=message,
+                         best_epoch=session.best_epoch, history=session.history)
+    finally:
+        recorder.close()
+
+
+def _user_message(error: Exception) -> str:
+    from training.data import DataError
+
+    known = (ConfigError, RunDirError, DataError, ValueError, FileNotFoundError, PermissionError)
+    if isinstance(error, known) or type(error).__name__ == "WeightsUnavailableError":
+        return str(error)
+    if isinstance(error, OSError):
+        return (f"{error.strerror or error} ({getattr(error, 'filename', '') or ''}). "
+                "Check that the disk is not full and the run folder is writable.")
+    return f"Training failed: {type(error).__name__}: {error}"
+
+
+class TrainingSession:
+    """One run's moving parts, step by step: ``start``, ``prepare_data``, ``build_model``,
+    ``run_phase`` for each phase, ``finish``. ``run`` does them all in order; tests drive
+    the steps one by one to look at the model between phases."""
+
+    def __init__(self, config: Config, run_dir: Path, emit: EventCallback, stop: threading.Event,
+                 started: float):
+        self.config = config
+        self.run_dir = run_dir
+        self.emit = emit
+        self.stop = stop
+        self.started = started
+        self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.state = None
+        self.data = None
+        self.image_size = 0
+        self.device = ""
+        self._reported_failures = 0
+
+    @property
+    def best_epoch(self) -> int:
+        return self.state.best_epoch if self.state else 0
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return self.state.history if self.state else []
+
+    # -- the run ---------------------------------------------------------------------
+    def run(self) -> RunResult:
+        self.start()
+        self.data = self.prepare_data()
+        try:
+            if self.stop.is_set():
+                raise StopRequested()
+            classifier = self.build_model()
+        except StopRequested:
+            return self.finish("stopped")
+        return self.train(classifier)
+
+    def start(self) -> None:
+        """Resolves the config, seeds everything and writes config.json."""
+        import keras
+
+        from models.backbones import check_image_size, get_spec
+        from training.device import describe_device
+        from training.sample import resolve_data_dir
+
+        config = self.config
+        spec = get_spec(config.model.backbone)
+        self.image_size = config.data.image_size or spec.default_size
+        check_image_size(spec.name, self.image_size, config.model.weights)
+        config.data.image_size = self.image_size
+        config.training.fine_tune_learning_rate = fine_tune_learning_rate(config)
+        self.device = describe_device()
+        self.emit(RunStarted(run_dir=str(self.run_dir), device=self.device, config=config.to_dict()))
+        write_text_atomic(self.run_dir / "config.json", config.to_json())
+
+        config.data.dir = str(resolve_data_dir(config.data.dir))
+        if config.data.validation_dir:
+            config.data.validation_dir = str(resolve_data_dir(config.data.validation_dir))
+        keras.utils.set_random_seed(config.training.seed)
+
+    def prepare_data(self):
+        from training.augment import build_augmenter
+        from training.data import prepare_data, scan_folder
+
+        config = self.config
+        self.emit(Log(f"Scanning {config.data.dir} ..."))
+        num_classes = len(scan_folder(config.data.dir, verify=False).classes)
+        augmenter = build_augmenter(config.augmentation, image_size=self.image_size,
+                                    num_classes=num_classes, seed=config.training.seed)
+        data = prepare_data(config.data, self.image_size, augmenter=augmenter, seed=config.data.seed)
+        write_text_atomic(self.run_dir / "labels.txt", "\n".join(data.classes) + "\n")
+        self.emit(data.report())
+        self.emit(Log(f"{len(data.classes)} classes, {data.train_count} training and "
+                      f"{data.validation_count} validation images at {self.image_size} px."))
+        return data
+
+    def build_model(self):
+        from models.classifier import build_classifier
+
+        config = self.config
+        weights = config.model.weights
+        if weights == "imagenet":
+            self._fetch_imagenet_weights()
+        self.emit(Log(f"Building {config.model.backbone} (weights: {weights}) ..."))
+        return build_classifier(config.model, config.regularization, image_size=self.image_size,
+                                num_classes=len(self.data.classes), seed=config.training.seed)
+
+    def _fetch_imagenet_weights(self) -> None:
+        """Downloads the ImageNet file once, reporting progress as log events."""
+        from models.weights import (
+            ensure_imagenet_weights, imagenet_weights_cached, imagenet_weights_filename,
+            keras_cache_dir,
+        )
+
+        name = self.config.model.backbone
+        if imagenet_weights_cached(name, self.image_size):
+            return
+        filename = imagenet_weights_filename(name, self.image_size)
+        self.emit(Log(f"Downloading ImageNet weights {filename} into {keras_cache_dir()} ..."))
+        reported = [-1]
+
+        def progress(done: int, total: int | None) -> None:
+            if self.stop.is_set():
+                raise StopRequested()
+            tenth = int(10 * done / total) if total else -1
+            if tenth > reported[0]:
+                reported[0] = tenth
+                self.emit(Log(f"Downloading {filename}: {done / 1e6:.1f} of {total / 1e6:.1f} MB"))
+
+        ensure_imagenet_weights(name, self.image_size, progress=progress)
+
+    def phases(self) -> list[str]:
+        return [p for p in PHASES if _phase_epochs(self.config, p) > 0]
+
+    def train(self, classifier) -> RunResult:
+        phases = self.phases()
+        for phase in phases:
+            reason = self.run_phase(classifier, phase)
+            if reason in ("stopped", "diverged"):
+                return self.finish(reason)
+            if reason == "early_stopping" and phase == phases[-1]:
+                return self.finish(reason)
+        return self.finish("completed")
+
+    def run_phase(self, classifier, phase: str) -> str | None:
+        """Trains one phase; returns why it ended early (stopped, diverged, early_stopping)."""
+        import keras
+
+        from models.classifier import freeze_backbone, unfreeze_top_layers
+        from training.callbacks import EventBridge, RunState
+        from training.optim import build_phase_optimizer, phase_learning_rate
+
+        config, data = self.config, self.data
+        if self.state is None:
+            planned = sum(_phase_epochs(config, p) for p in self.phases())
+            self.state = RunState(monitor=config.training.monitor, planned_epochs=planned,
+                                  total_steps=planned * data.steps_per_epoch,
+                                  steps_per_epoch=data.steps_per_epoch)
+        state = self.state
+        epochs = _phase_epochs(config, phase)
+        first_epoch = 0 if phase == "head" else _phase_epochs(config, "head")
+        if phase == "head":
+            freeze_backbone(classifier.backbone)
+            description = f"Training the new head; {config.model.backbone} is frozen."
+        else:
+            count = unfreeze_top_layers(classifier.backbone, config.training.fine_tune_layers,
+                                        train_batch_norm=classifier.from_scratch)
+            description = (f"Fine-tuning the top {count} layers of {config.model.backbone} "
+                           f"at learning rate {phase_learning_rate(config, phase):.3g}.")
+        model = classifier.model
+        model.compile(
+            optimizer=build_phase_optimizer(config, phase, data.steps_per_epoch),
+            loss=keras.losses.CategoricalCrossentropy(
+                label_smoothing=config.regularization.label_smoothing),
+            metrics=["accuracy"])
+        state.phase = phase
+        trainable = sum(int(math.prod(w.shape)) for w in model.trainable_weights)
+        self.emit(PhaseChanged(phase=phase, epochs=epochs, first_epoch=first_epoch + 1,
+                               steps_per_epoch=data.steps_per_epoch,
+                               learning_rate=phase_learning_rate(config, phase),
+                               trainable_weights=trainable, description=description))
+        bridge = EventBridge(state, self.emit, self.stop, batch_size=config.data.batch_size,
+                             train_count=data.train_count, best_path=self.run_dir / BEST_MODEL)
+        callbacks = self._phase_callbacks(bridge)
+        early = next((c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)), None)
+        model.fit(data.train, validation_data=data.validation, epochs=first_epoch + epochs,
+                  initial_epoch=first_epoch, class_weight=data.class_weight, callbacks=callbacks,
+                  shuffle=False, verbose=0)  # the tf.data pipeline shuffles
+        self._report_decode_failures()
+        if state.stop_reason:
+            return state.stop_reason
+        if early is not None and early.stopped_epoch > 0:
+            self.emit(Log(f"Early stopping in the {phase} phase after epoch {early.stopped_epoch + 1}: "
+                          f"{config.training.monitor} did not improve for "
+                          f"{config.training.early_stopping.patience} epochs."))
+            return "early_stopping"
+        return None
+
+    def _phase_callbacks(self, bridge) -> list:
+        import keras
+
+        config = self.config
+        # Order matters: EMA weights are swapped in before the bridge evaluates and saves.
+        callbacks: list = []
+        if config.optimizer.ema:
+            callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+        callbacks.append(bridge)
+        if config.training.early_stopping.patience > 0:
+            callbacks.append(keras.callbacks.EarlyStopping(
+                monitor=config.training.monitor, patience=config.training.early_stopping.patience,
+                restore_best_weights=config.training.early_stopping.restore_best))
+        if config.schedule.name == "reduce_on_plateau":
+            callbacks.append(keras.callbacks.ReduceLROnPlateau(
+                monitor=config.training.monitor, factor=config.schedule.decay_rate,
+                patience=config.schedule.plateau_patience,
+                min_lr=config.schedule.min_learning_rate, verbose=0))
+        return callbacks
+
+    def _report_decode_failures(self) -> None:
+        from training.data import describe_failures
+
+        failures = self.data.decode_failures
+        if len(failures) > self._reported_failures:
+            for path, reason in describe_failures(list(failures[self._reported_failures:])):
+                self.emit(Log(f"Skipped {path}: {reason}", level="warning"))
+            self._reported_failures = len(failures)
+
+    # -- the end -----------------------------------------------------------------------
+    def finish(self, reason: str) -> RunResult:
+        seconds = time.monotonic() - self.started
+        summary = self.write_summary(reason)
+        self.emit(Finished(run_dir=str(self.run_dir), stop_reason=reason,
+                           best_epoch=summary["best_epoch"], best_metrics=summary["best_metrics"],
+                           seconds=seconds))
+        return RunResult(run_dir=str(self.run_dir), stop_reason=reason,
+                         best_epoch=summary["best_epoch"], best_metrics=summary["best_metrics"],
+                         history=list(self.history))
+
+    def write_summary(self, reason: str, error: str = "") -> dict[str, Any]:
+        from training.device import versions
+
+        state, data = self.state, self.data
+        best = dict(state.best_metrics) if state else {}
+        summary = {
+            "run_dir": str(self.run_dir),
+            "stop_reason": reason,
+            "error": error,
+            "monitor": self.config.training.monitor,
+            "best_epoch": state.best_epoch if state else 0,
+            "best_metrics": _finite(best),
+            "best_model": BEST_MODEL if (self.run_dir / BEST_MODEL).exists() else None,
+            "epochs_completed": len(state.history) if state else 0,
+            "epochs_planned": state.planned_epochs if state else 0,
+            "started_at": self.started_at,
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "elapsed_seconds": round(time.monotonic() - self.started, 3),
+            "device": self.device,
+            "versions": versions(),
+            "backbone": self.config.model.backbone,
+            "image_size": self.image_size,
+            "classes": data.classes if data else [],
+            "train_images": data.train_count if data else 0,
+            "validation_images": data.validation_count if data else 0,
+        }
+        write_json_atomic(self.run_dir / "summary.json", summary)
+        return summary
+
+
+def _phase_epochs(config: Config, phase: str) -> int:
+    return config.training.head_epochs if phase == "head" else config.training.fine_tune_epochs
+
+
+def _finite(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
