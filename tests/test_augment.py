@@ -40,7 +40,7 @@ def test_each_augmentation_alone_changes_the_batch_and_keeps_it_valid(batch, nam
     import tensorflow as tf
 
     images, labels = batch
-    augmenter = build_augmenter(with_only(name, STRENGTHS[name]), image_size=32, num_classes=3, seed=1)
+    augmenter = build_augmenter(with_only(name, STRENGTHS[name]), image_size=32, seed=1)
     assert augmenter is not None
     # Inside tf.data, as in training.
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(len(images)).map(augmenter)
@@ -59,7 +59,7 @@ def test_each_augmentation_alone_changes_the_batch_and_keeps_it_valid(batch, nam
 def test_all_off_means_no_augmenter():
     off = with_only("rotation", 0.0)
     assert active_augmentations(off) == []
-    assert build_augmenter(off, image_size=32, num_classes=3, seed=0) is None
+    assert build_augmenter(off, image_size=32, seed=0) is None
     assert active_augmentations(AugmentationConfig()) == ["horizontal_flip", "rotation", "zoom", "translation"]
 
 

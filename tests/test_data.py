@@ -327,7 +327,7 @@ def test_augmentation_touches_training_batches_only(tmp_path):
     root = make_tiny_dataset(tmp_path, classes=3, per_class=6, size=24)
     config = DataConfig(dir=str(root), batch_size=8)
     augmentation = AugmentationConfig(horizontal_flip=True, rotation=0.1, brightness=0.2)
-    augmenter = build_augmenter(augmentation, image_size=24, num_classes=3, seed=0)
+    augmenter = build_augmenter(augmentation, image_size=24, seed=0)
 
     plain = prepare_data(config, 24, seed=3)
     augmented = prepare_data(config, 24, augmenter=augmenter, seed=3)

@@ -56,19 +56,17 @@ def active_augmentations(aug_cfg: AugmentationConfig) -> list[str]:
     return [name for name in order if getattr(aug_cfg, name)]
 
 
-def build_augmenter(aug_cfg: AugmentationConfig, *, image_size: int, num_classes: int,
+def build_augmenter(aug_cfg: AugmentationConfig, *, image_size: int,
                     seed: int) -> Augmenter | None:
     """A batch function ``(images, labels) -> (images, labels)``; None when all is off.
 
     Args:
         aug_cfg: which augmentations and how strong.
         image_size: height and width of the images it will see.
-        num_classes: width of the one-hot labels.
         seed: the run's seed; the same seed gives the same augmentations.
     """
-    if image_size < 1 or num_classes < 1:
-        raise ValueError(f"`image_size` and `num_classes` must be >= 1. "
-                         f"Received: image_size={image_size}, num_classes={num_classes}")
+    if image_size < 1:
+        raise ValueError(f"`image_size` must be >= 1. Received: image_size={image_size}")
     names = active_augmentations(aug_cfg)
     if not names:
         return None
@@ -165,7 +163,7 @@ def preview_augmentation(aug_cfg: AugmentationConfig, images: np.ndarray, seed: 
     if images.ndim != 4 or images.shape[-1] != 3 or images.shape[1] != images.shape[2]:
         raise ValueError(f"`images` must have shape (N, size, size, 3). Received: shape={images.shape}")
     count = len(images)
-    augmenter = build_augmenter(aug_cfg, image_size=images.shape[1], num_classes=max(count, 1), seed=seed)
+    augmenter = build_augmenter(aug_cfg, image_size=images.shape[1], seed=seed)
     if augmenter is None or count == 0:
         return images.astype(np.uint8, copy=True)
     labels = np.eye(count, dtype=np.float32)

@@ -95,6 +95,9 @@ def _train(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, lambda *_: _interrupt(stop, printer))
     try:
         result = run_training(config, run_dir=run_dir, on_event=printer, stop=stop)
+    except KeyboardInterrupt:
+        printer.note(f"Aborted. The best model so far, if any, is in {run_dir}.")
+        return EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGINT, previous)
     if result.stop_reason == "failed":

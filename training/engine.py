@@ -71,8 +71,12 @@ def run_training(config: Config, *, run_dir: str | Path, on_event: EventCallback
         return RunResult(run_dir=str(run_dir), stop_reason="failed", error=str(error))
 
     recorder = RunRecorder(path)
-    listener_errors: list[Exception] = []
-    emit = fan_out(recorder, on_event, on_listener_error=listener_errors.append)
+
+    def listener_failed(error: Exception) -> None:
+        recorder(Log(f"An event listener failed ({type(error).__name__}: {error}); "
+                     "training goes on.", level="warning"))
+
+    emit = fan_out(recorder, on_event, on_listener_error=listener_failed)
     session = TrainingSession(config, path, emit, stop, started)
     try:
         return session.run()
@@ -163,13 +167,12 @@ class TrainingSession:
 
     def prepare_data(self):
         from training.augment import build_augmenter
-        from training.data import prepare_data, scan_folder
+        from training.data import prepare_data
 
         config = self.config
         self.emit(Log(f"Scanning {config.data.dir} ..."))
-        num_classes = len(scan_folder(config.data.dir, verify=False).classes)
         augmenter = build_augmenter(config.augmentation, image_size=self.image_size,
-                                    num_classes=num_classes, seed=config.training.seed)
+                                    seed=config.training.seed)
         data = prepare_data(config.data, self.image_size, augmenter=augmenter, seed=config.data.seed)
         write_text_atomic(self.run_dir / "labels.txt", "\n".join(data.classes) + "\n")
         self.emit(data.report())
