@@ -73,8 +73,11 @@ def run_training(config: Config, *, run_dir: str | Path, on_event: EventCallback
     recorder = RunRecorder(path)
 
     def listener_failed(error: Exception) -> None:
-        recorder(Log(f"An event listener failed ({type(error).__name__}: {error}); "
-                     "training goes on.", level="warning"))
+        try:
+            recorder(Log(f"An event listener failed ({type(error).__name__}: {error}); "
+                         "training goes on.", level="warning"))
+        except Exception:  # noqa: BLE001 - the recorder itself failed (disk full): nothing to add
+            pass
 
     emit = fan_out(recorder, on_event, on_listener_error=listener_failed)
     session = TrainingSession(config, path, emit, stop, started)
@@ -84,11 +87,17 @@ def run_training(config: Config, *, run_dir: str | Path, on_event: EventCallback
         message = _user_message(error)
         emit(Failed(message=message, error_type=type(error).__name__, run_dir=str(path),
                     details=traceback.format_exc()))
-        session.write_summary("failed", error=message)
+        try:
+            session.write_summary("failed", error=message)
+        except OSError:
+            pass  # e.g. the disk is full: the Failed event already told the listeners
         return RunResult(run_dir=str(path), stop_reason="failed", error=message,
                          best_epoch=session.best_epoch, history=session.history)
     finally:
-        recorder.close()
+        try:
+            recorder.close()
+        except OSError:
+            pass  # a full disk: best.keras was written atomically before, nothing else to save
 
 
 def _user_message(error: Exception) -> str:
@@ -264,7 +273,8 @@ class TrainingSession:
         self.emit(PhaseChanged(phase=phase, epochs=epochs, first_epoch=first_epoch + 1,
                                steps_per_epoch=data.steps_per_epoch,
                                learning_rate=phase_learning_rate(config, phase),
-                               trainable_weights=trainable, description=description))
+                               trainable_weights=trainable, description=description,
+                               planned_epochs=state.planned_epochs))
         bridge = EventBridge(state, self.emit, self.stop, batch_size=config.data.batch_size,
                              train_count=data.train_count, best_path=self.run_dir / BEST_MODEL)
         callbacks = self._phase_callbacks(bridge)

@@ -64,6 +64,7 @@ class PhaseChanged(Event):
     learning_rate: float
     trainable_weights: int       # number of trainable parameters
     description: str = ""
+    planned_epochs: int = 0      # epochs planned over all phases of the run
 
 
 @dataclass(frozen=True)

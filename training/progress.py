@@ -12,6 +12,14 @@ from training.events import (
 BAR_WIDTH = 20
 
 
+def _number(value) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}{'es' if noun.endswith('ch') else 's'}"
+
+
 def format_duration(seconds: float) -> str:
     if not math.isfinite(seconds) or seconds < 0:
         return "?"
@@ -67,9 +75,10 @@ class ProgressPrinter:
             self._planned_epochs = event.epochs
             self._line(format_epoch(event))
         elif isinstance(event, PhaseChanged):
-            self._planned_epochs = max(self._planned_epochs, event.first_epoch + event.epochs - 1)
-            self._line(f"== {event.phase}: {event.description} ({event.epochs} epochs, "
-                       f"{event.steps_per_epoch} batches each, {event.trainable_weights:,} trainable weights)")
+            self._planned_epochs = event.planned_epochs
+            self._line(f"== {event.phase}: {event.description} ({_plural(event.epochs, 'epoch')}, "
+                       f"{_plural(event.steps_per_epoch, 'batch')} each, "
+                       f"{event.trainable_weights:,} trainable weights)")
         elif isinstance(event, RunStarted):
             self._line(f"Run folder: {event.run_dir}\nDevice: {event.device}")
         elif isinstance(event, DataReport):
@@ -95,8 +104,8 @@ class ProgressPrinter:
     def _finished(self, event: Finished) -> None:
         metrics = event.best_metrics or {}
         if event.best_epoch:
-            best = (f"best epoch {event.best_epoch}: val_accuracy {metrics.get('val_accuracy', float('nan')):.3f}, "
-                    f"val_loss {metrics.get('val_loss', float('nan')):.4f}")
+            best = (f"best epoch {event.best_epoch}: val_accuracy {_number(metrics.get('val_accuracy')):.3f}, "
+                    f"val_loss {_number(metrics.get('val_loss')):.4f}")
         else:
             best = "no epoch completed, so no model was saved"
         self._line(f"Finished ({event.stop_reason}) in {format_duration(event.seconds)}; {best}.\n"
