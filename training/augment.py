@@ -88,6 +88,15 @@ class _Augmenter:
         self.image_layers = image_layers
         self.mixing_layers = mixing_layers
 
+    def reseed(self, epoch: int) -> None:
+        """Restarts every layer's random stream at a point given by its seed and ``epoch``."""
+        for layer in self.image_layers + self.mixing_layers:
+            inner = getattr(layer, "layer", layer)  # _InUnitRange wraps a Keras layer
+            for variable in inner.variables:
+                if "seed_generator_state" in variable.path:
+                    seed = int(variable.numpy()[0])
+                    variable.assign(np.array([seed, (epoch << 20) & 0xFFFFFFFF], dtype=variable.dtype))
+
     def __call__(self, images, labels):
         from keras import ops
 

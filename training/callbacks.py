@@ -19,7 +19,8 @@ from typing import Any, Callable
 
 import keras
 
-from training.events import BatchEnd, EpochEnd, Event, Hint
+from training.diagnostics import Diagnostics
+from training.events import BatchEnd, EpochEnd, Event
 from training.optim import current_learning_rate
 from training.rundir import atomic_path
 
@@ -43,6 +44,14 @@ class RunState:
     global_step: int = 0
     started: float = field(default_factory=time.monotonic)
 
+    def restore(self, checkpoint) -> None:
+        """Continues from a ``training.resume.ResumeState``."""
+        self.best_value = checkpoint.best_value
+        self.best_epoch = checkpoint.best_epoch
+        self.best_metrics = dict(checkpoint.best_metrics)
+        self.history = [dict(row) for row in checkpoint.history]
+        self.global_step = checkpoint.global_step
+
     def improves(self, value: float) -> bool:
         if not math.isfinite(value):
             return False
@@ -55,9 +64,11 @@ class EventBridge(keras.callbacks.Callback):
     """Turns Keras callbacks into events, checks the stop flag and saves the best model."""
 
     def __init__(self, state: RunState, emit: Callable[[Event], None], stop: threading.Event, *,
-                 batch_size: int, train_count: int, best_path: Path):
+                 batch_size: int, train_count: int, best_path: Path,
+                 diagnostics: Diagnostics | None = None):
         super().__init__()
         self.state = state
+        self.diagnostics = diagnostics or Diagnostics(num_classes=2, phase_learning_rates={})
         self.emit = emit
         self.stop = stop
         self.batch_size = batch_size
@@ -103,9 +114,16 @@ class EventBridge(keras.callbacks.Callback):
         self._seen, self._loss_mean, self._accuracy_mean = seen, loss_mean, accuracy_mean
         self._train_end = time.monotonic()
 
+        # A running mean that turned non-finite means this batch diverged.
         if not math.isfinite(loss_mean):
+            loss = loss_mean
+        learning_rate = current_learning_rate(self.model.optimizer)
+        hints, diverged = self.diagnostics.observe_batch(
+            phase=self.state.phase, epoch=self._epoch_number(), batch=batch + 1,
+            step=self.state.global_step, loss=loss, accuracy=accuracy,
+            learning_rate=learning_rate)
+        if diverged:
             self._request_stop("diverged")
-            self._emit_divergence(batch + 1, loss_mean)
         elif self.stop.is_set():
             self._request_stop("stopped")
 
@@ -118,8 +136,9 @@ class EventBridge(keras.callbacks.Callback):
             self.emit(BatchEnd(
                 phase=self.state.phase, epoch=self._epoch_number(), batch=batch + 1, batches=batches,
                 step=self.state.global_step, loss=loss, accuracy=accuracy,
-                learning_rate=current_learning_rate(self.model.optimizer),
-                images_per_second=seen / elapsed, eta_seconds=remaining * step_seconds))
+                learning_rate=learning_rate, images_per_second=seen / elapsed, eta_seconds=remaining * step_seconds))
+        for hint in hints:
+            self.emit(hint)
 
     def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if self.stop.is_set():
@@ -149,6 +168,8 @@ class EventBridge(keras.callbacks.Callback):
             self.state.best_metrics = dict(row)
         self.state.history.append(row)
         self.emit(EpochEnd(epochs=self.state.planned_epochs, is_best=is_best, **row))
+        for hint in self.diagnostics.observe_epoch(dict(row)):
+            self.emit(hint)
 
     def _save_best(self) -> None:
         with atomic_path(self.best_path) as tmp:
@@ -156,16 +177,3 @@ class EventBridge(keras.callbacks.Callback):
 
     def _epoch_number(self) -> int:
         return self._epoch_index + 1
-
-    def _emit_divergence(self, batch: int, loss: float) -> None:
-        rate = current_learning_rate(self.model.optimizer)
-        key = ("optimizer.learning_rate" if self.state.phase == "head"
-               else "training.fine_tune_learning_rate")
-        self.emit(Hint(
-            id="lr_too_high", severity="error", title="Loss diverged: learning rate too high",
-            message=(f"The training loss became {loss} at batch {batch} of epoch "
-                     f"{self._epoch_number()}, so the run was stopped. The best model so far is "
-                     f"kept. Try a learning rate ten times lower ({rate / 10:.2g})."),
-            evidence={"loss": str(loss), "epoch": self._epoch_number(), "batch": batch,
-                      "learning_rate": rate},
-            fixes=[{key: rate / 10}]))

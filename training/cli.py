@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key, e.g. --set optimizer.learning_rate=1e-4 "
                             "(value as JSON; repeatable)")
+    train.add_argument("--resume", metavar="RUN_DIR",
+                       help="continue a stopped or killed run from its last completed epoch")
     train.add_argument("--quiet", action="store_true", help="print only the final result")
 
     config = sub.add_parser("config", help="print or check a config")
@@ -81,6 +83,15 @@ def default_run_dir(config: Config) -> Path:
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.resume:
+        if args.config or args.data or args.out or args.overrides:
+            print("error: --resume continues a run with its own config.json; it takes no CONFIG, "
+                  "--data, --out or --set.", file=sys.stderr)
+            return EXIT_USAGE
+        from training.engine import resume_training
+
+        return _run_with_progress(lambda stop, printer: resume_training(
+            args.resume, on_event=printer, stop=stop), args.quiet, args.resume)
     config = load_train_config(args)
     run_dir = Path(args.out) if args.out else default_run_dir(config)
     if config.data.dir != "builtin:shapes" and not Path(config.data.dir).expanduser().is_dir():
@@ -90,13 +101,19 @@ def _train(args: argparse.Namespace) -> int:
 
     from training.api import run_training
 
+    return _run_with_progress(lambda stop, printer: run_training(
+        config, run_dir=run_dir, on_event=printer, stop=stop), args.quiet, run_dir)
+
+
+def _run_with_progress(start, quiet: bool, run_dir) -> int:
     stop = threading.Event()
-    printer = ProgressPrinter(sys.stderr, quiet=args.quiet)
+    printer = ProgressPrinter(sys.stderr, quiet=quiet)
     previous = signal.signal(signal.SIGINT, lambda *_: _interrupt(stop, printer))
     try:
-        result = run_training(config, run_dir=run_dir, on_event=printer, stop=stop)
+        result = start(stop, printer)
     except KeyboardInterrupt:
-        printer.note(f"Aborted. The best model so far, if any, is in {run_dir}.")
+        printer.note(f"Aborted. The best model so far, if any, is in {run_dir}; "
+                     f"continue with: python main.py train --resume {run_dir}")
         return EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGINT, previous)

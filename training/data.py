@@ -30,9 +30,6 @@ if TYPE_CHECKING:
 
 # Decoded uint8 images are cached in memory up to this many bytes (training + validation).
 CACHE_LIMIT_BYTES = 1_500_000_000
-# Training elements are put in a random order once; the per-epoch shuffle buffer is capped
-# so it never holds a second copy of a large cached data set.
-SHUFFLE_BUFFER_LIMIT = 4096
 
 # Names (lower case) that operating systems and tools leave in folders; never images.
 _SYSTEM_FILES = frozenset({"thumbs.db", "desktop.ini", "ehthumbs.db", "icon\r"})
@@ -85,6 +82,18 @@ class DataBundle:
     class_weight: dict[int, float] | None
     decode_failures: list = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # scan and split warnings together
+    train_files: list[str] = field(default_factory=list)
+    validation_files: list[str] = field(default_factory=list)
+    train_order: EpochOrder | None = None
+    augmenter: Augmenter | None = None
+
+    def start_epoch(self, epoch: int) -> None:
+        """Fixes the order and the augmentation of the coming epoch (0-based) from the seed,
+        so that a resumed run repeats an uninterrupted one batch for batch."""
+        if self.train_order is not None:
+            self.train_order.set_epoch(epoch)
+        if self.augmenter is not None and hasattr(self.augmenter, "reseed"):
+            self.augmenter.reseed(epoch)
 
     def report(self) -> DataReport:
         """The ``DataReport`` event for this bundle (scan results of both folders)."""
@@ -285,37 +294,82 @@ class _FailureRecorder:
                 self.failures.append(path)
 
 
+class EpochOrder:
+    """Which images an epoch visits, in what order: a function of (seed, epoch) alone.
+
+    A resumed run therefore sees exactly the batches an uninterrupted one would. The
+    engine calls ``set_epoch`` as each epoch begins; used on its own, every new pass over
+    the dataset takes the next epoch's order.
+    """
+
+    def __init__(self, count: int, seed: int, shuffle: bool):
+        self.count, self.seed, self.shuffle = count, seed, shuffle
+        self.epoch = 0
+        self._lock = threading.Lock()
+
+    def set_epoch(self, epoch: int) -> None:
+        with self._lock:
+            self.epoch = epoch
+
+    def indices(self) -> np.ndarray:
+        with self._lock:
+            epoch, self.epoch = self.epoch, self.epoch + 1
+        if not self.shuffle:
+            return np.arange(self.count, dtype=np.int64)
+        return np.random.default_rng([self.seed, epoch]).permutation(self.count).astype(np.int64)
+
+
+class _ImageCache:
+    """Decoded images by index, in memory up to a byte budget (failures are remembered too)."""
+
+    def __init__(self, limit_bytes: int):
+        self.limit_bytes = limit_bytes
+        self.used = 0
+        self._images: dict[int, np.ndarray | None] = {}
+        self._lock = threading.Lock()
+
+    def get(self, index: int) -> tuple[bool, np.ndarray | None]:
+        with self._lock:
+            return (index in self._images), self._images.get(index)
+
+    def put(self, index: int, image: np.ndarray | None) -> None:
+        size = 0 if image is None else image.nbytes
+        with self._lock:
+            if index not in self._images and self.used + size <= self.limit_bytes:
+                self._images[index] = image
+                self.used += size
+
+
 def make_dataset(files, labels, num_classes: int, image_size: int, batch_size: int, *,
                  shuffle: bool, seed: int, augmenter: Augmenter | None = None, cache: bool = True,
-                 failures: list | None = None) -> tf.data.Dataset:
+                 failures: list | None = None, order: EpochOrder | None = None,
+                 cache_bytes: int | None = None) -> tf.data.Dataset:
     """A batched dataset of (float32 images in 0-255, one-hot float32 labels).
 
     Files that fail to decode are dropped one by one before batching, and their paths
     appended to ``failures`` (if given). Decoded uint8 images are cached in memory when
-    ``cache``; the training order is reshuffled every epoch when ``shuffle``.
+    ``cache``, up to ``cache_bytes`` (default ``CACHE_LIMIT_BYTES``). The order of each pass comes from ``order``
+    (made here when not given): a full permutation per epoch when ``shuffle``.
     """
     import tensorflow as tf
 
-    # Bytes, as the OS gives them: a file name that is not valid UTF-8 still round-trips.
-    paths = np.array([os.fsencode(f) for f in files], dtype=object)
+    paths = [os.fsencode(f) for f in files]
     labels = np.asarray(labels, dtype=np.int32)
     if len(paths) != len(labels):
         raise ValueError(f"`files` and `labels` must have the same length. "
                          f"Received: {len(paths)} files and {len(labels)} labels")
-    order = np.random.default_rng(seed).permutation(len(paths)) if shuffle else np.arange(len(paths))
-    dataset = tf.data.Dataset.from_tensor_slices((paths[order], labels[order]))
-    decode = _decode_function(image_size, _FailureRecorder(failures))
-    dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    order = order or EpochOrder(len(paths), seed, shuffle)
+    indices = tf.data.Dataset.from_tensors(0).flat_map(
+        lambda _: tf.data.Dataset.from_tensor_slices(
+            tf.numpy_function(order.indices, [], tf.int64, stateful=True)))
+    decode = _decode_function(paths, labels, image_size, _FailureRecorder(failures),
+                              _ImageCache((CACHE_LIMIT_BYTES if cache_bytes is None else cache_bytes)
+                                          if cache else 0))
+    dataset = indices.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = dataset.filter(lambda image, label, ok: ok)
-    dataset = dataset.map(lambda image, label, ok: (image, label))
-    if cache:
-        dataset = dataset.cache()
-    if shuffle:
-        dataset = dataset.shuffle(min(max(len(paths), 1), SHUFFLE_BUFFER_LIMIT), seed=seed,
-                                  reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size, drop_remainder=False)
-    dataset = dataset.map(lambda images, labels_: (tf.cast(images, tf.float32),
-                                                   tf.one_hot(labels_, num_classes, dtype=tf.float32)),
+    dataset = dataset.map(lambda images, labels_, ok: (tf.cast(images, tf.float32),
+                                                       tf.one_hot(labels_, num_classes, dtype=tf.float32)),
                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if augmenter is not None:
         # Sequential: the layers' seed generators then draw in a fixed order, so a seed
@@ -326,23 +380,33 @@ def make_dataset(files, labels, num_classes: int, image_size: int, batch_size: i
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def _decode_function(image_size: int, recorder: _FailureRecorder):
+def _decode_function(paths: list[bytes], labels: np.ndarray, image_size: int,
+                     recorder: _FailureRecorder, cache: _ImageCache):
     import tensorflow as tf
 
     blank = np.zeros((image_size, image_size, 3), dtype=np.uint8)
 
-    def load(path: bytes) -> tuple[np.ndarray, bool]:
-        try:
-            return load_image(path, image_size), np.bool_(True)
-        except ImageLoadError as error:
-            recorder.add(error.path)
-        except Exception:  # nothing may escape into tf.data: it would end the epoch
-            recorder.add(os.fsdecode(path))
-        return blank, np.bool_(False)
+    def load(index: np.int64) -> tuple[np.ndarray, np.int32, bool]:
+        index = int(index)
+        cached, image = cache.get(index)
+        if not cached:
+            image = None
+            try:
+                image = load_image(paths[index], image_size)
+            except ImageLoadError as error:
+                recorder.add(error.path)
+            except Exception:  # nothing may escape into tf.data: it would end the epoch
+                recorder.add(os.fsdecode(paths[index]))
+            cache.put(index, image)
+        if image is None:
+            return blank, labels[index], np.bool_(False)
+        return image, labels[index], np.bool_(True)
 
-    def decode(path, label):
-        image, ok = tf.numpy_function(load, [path], [tf.uint8, tf.bool], stateful=False)
+    def decode(index):
+        image, label, ok = tf.numpy_function(load, [index], [tf.uint8, tf.int32, tf.bool],
+                                             stateful=False)
         image.set_shape((image_size, image_size, 3))
+        label.set_shape(())
         ok.set_shape(())
         return image, label, ok
 
@@ -401,20 +465,20 @@ def _bundle(data_cfg, image_size, augmenter, seed, scan, validation_scan, classe
             train, validation, warnings) -> DataBundle:
     (train_files, train_labels), (validation_files, validation_labels) = train, validation
     image_bytes = image_size * image_size * 3
-    cache_validation = len(validation_files) * image_bytes <= CACHE_LIMIT_BYTES
-    cache_train = (len(train_files) + len(validation_files) * cache_validation) * image_bytes <= CACHE_LIMIT_BYTES
+    validation_bytes = min(len(validation_files) * image_bytes, CACHE_LIMIT_BYTES)
     failures: list = []
     batch_size = data_cfg.batch_size
+    order = EpochOrder(len(train_files), seed, shuffle=True)
     train_ds = make_dataset(train_files, train_labels, len(classes), image_size, batch_size,
-                            shuffle=True, seed=seed, augmenter=augmenter, cache=cache_train,
-                            failures=failures)
+                            shuffle=True, seed=seed, augmenter=augmenter, failures=failures,
+                            order=order, cache_bytes=CACHE_LIMIT_BYTES - validation_bytes)
     validation_ds = make_dataset(validation_files, validation_labels, len(classes), image_size,
-                                 batch_size, shuffle=False, seed=seed, cache=cache_validation,
-                                 failures=failures)
-    if not cache_train:
-        warnings.append(f"The decoded training images would need more than "
-                        f"{CACHE_LIMIT_BYTES / 1e9:.1f} GB, so they are decoded again every epoch "
-                        "(slower). A smaller `data.image_size` makes them fit in memory.")
+                                 batch_size, shuffle=False, seed=seed, failures=failures,
+                                 cache_bytes=validation_bytes)
+    if (len(train_files) + len(validation_files)) * image_bytes > CACHE_LIMIT_BYTES:
+        warnings.append(f"The decoded images would need more than {CACHE_LIMIT_BYTES / 1e9:.1f} GB, "
+                        "so only part of them stays in memory and the rest are decoded again every "
+                        "epoch (slower). A smaller `data.image_size` makes them fit.")
     return DataBundle(
         train=train_ds, validation=validation_ds, classes=list(classes),
         train_count=len(train_files), validation_count=len(validation_files),
@@ -424,6 +488,8 @@ def _bundle(data_cfg, image_size, augmenter, seed, scan, validation_scan, classe
         scan=scan, validation_scan=validation_scan,
         class_weight=_class_weight(data_cfg.class_weight, train_labels, len(classes)),
         decode_failures=failures, warnings=warnings,
+        train_files=[str(f) for f in train_files], validation_files=[str(f) for f in validation_files],
+        train_order=order, augmenter=augmenter,
     )
 
 

@@ -16,6 +16,7 @@ A phase with 0 epochs is skipped. ``model.weights: "none"`` with ``fine_tune_lay
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -27,10 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from training.config import Config, ConfigError, fine_tune_learning_rate
+from training.diagnostics import Diagnostics
 from training.events import EventCallback, Failed, Finished, Log, PhaseChanged, RunStarted
+from training.resume import (
+    ResumableEarlyStopping, ResumableReduceLROnPlateau, ResumeCheckpoint, ResumeState,
+    load_checkpoint, restore_checkpoint,
+)
 from training.rundir import (
     BEST_MODEL, RunDirError, RunRecorder, fan_out, prepare_run_dir, write_json_atomic,
-    write_text_atomic,
+    write_metrics_csv, write_text_atomic,
 )
 
 PHASES = ("head", "fine_tune")
@@ -70,6 +76,11 @@ def run_training(config: Config, *, run_dir: str | Path, on_event: EventCallback
         on_event(Failed(message=str(error), error_type=type(error).__name__, run_dir=str(run_dir)))
         return RunResult(run_dir=str(run_dir), stop_reason="failed", error=str(error))
 
+    return _run_session(config, path, on_event, stop, started)
+
+
+def _run_session(config: Config, path: Path, on_event: EventCallback, stop: threading.Event,
+                 started: float, resume: ResumeState | None = None) -> RunResult:
     recorder = RunRecorder(path)
 
     def listener_failed(error: Exception) -> None:
@@ -80,7 +91,7 @@ def run_training(config: Config, *, run_dir: str | Path, on_event: EventCallback
             pass
 
     emit = fan_out(recorder, on_event, on_listener_error=listener_failed)
-    session = TrainingSession(config, path, emit, stop, started)
+    session = TrainingSession(config, path, emit, stop, started, resume=resume)
     try:
         return session.run()
     except Exception as error:  # noqa: BLE001 - every failure becomes a Failed event
@@ -98,6 +109,38 @@ def run_training(config: Config, *, run_dir: str | Path, on_event: EventCallback
             recorder.close()
         except OSError:
             pass  # a full disk: best.keras was written atomically before, nothing else to save
+
+
+def resume_training(run_dir: str | Path, *, on_event: EventCallback,
+                    stop: threading.Event | None = None) -> RunResult:
+    """Continues a stopped, killed or crashed run from its last completed epoch.
+
+    The run goes on in the same folder with the same config.json: same weights, optimizer
+    state, schedule position, epoch counter and best-so-far score, so a worse epoch after
+    the resume never replaces the best model.
+    """
+    stop = stop or threading.Event()
+    started = time.monotonic()
+    path = Path(run_dir).expanduser().resolve()
+    try:
+        config = Config.load(path / "config.json")
+        checkpoint = load_checkpoint(path)
+        if checkpoint is None:
+            raise RunDirError(
+                f"{path} has no checkpoint to resume from: no epoch completed (or it is not a "
+                "run folder). Start the run again with `train`.")
+        summary = path / "summary.json"
+        finished = summary.is_file() and json.loads(summary.read_text(encoding="utf-8")).get(
+            "stop_reason") in ("completed", "early_stopping")
+        if finished or checkpoint.epoch >= config.training.head_epochs + config.training.fine_tune_epochs:
+            raise RunDirError(f"{path} already finished ({checkpoint.epoch} epochs); there is "
+                              "nothing to resume.")
+        write_metrics_csv(path, checkpoint.history)
+    except (ConfigError, RunDirError, OSError, ValueError) as error:
+        message = str(error) if not isinstance(error, OSError) else _user_message(error)
+        on_event(Failed(message=message, error_type=type(error).__name__, run_dir=str(path)))
+        return RunResult(run_dir=str(path), stop_reason="failed", error=message)
+    return _run_session(config, path, on_event, stop, started, resume=checkpoint)
 
 
 def _user_message(error: Exception) -> str:
@@ -118,8 +161,9 @@ class TrainingSession:
     the steps one by one to look at the model between phases."""
 
     def __init__(self, config: Config, run_dir: Path, emit: EventCallback, stop: threading.Event,
-                 started: float):
+                 started: float, resume: ResumeState | None = None):
         self.config = config
+        self.resume = resume
         self.run_dir = run_dir
         self.emit = emit
         self.stop = stop
@@ -130,6 +174,7 @@ class TrainingSession:
         self.image_size = 0
         self.device = ""
         self._reported_failures = 0
+        self.diagnostics: Diagnostics | None = None
 
     @property
     def best_epoch(self) -> int:
@@ -167,7 +212,11 @@ class TrainingSession:
         config.training.fine_tune_learning_rate = fine_tune_learning_rate(config)
         self.device = describe_device()
         self.emit(RunStarted(run_dir=str(self.run_dir), device=self.device, config=config.to_dict()))
-        write_text_atomic(self.run_dir / "config.json", config.to_json())
+        if self.resume is None:
+            write_text_atomic(self.run_dir / "config.json", config.to_json())
+        else:
+            self.emit(Log(f"Resuming after epoch {self.resume.epoch} ({self.resume.phase} phase); "
+                          f"best so far: epoch {self.resume.best_epoch}."))
 
         config.data.dir = str(resolve_data_dir(config.data.dir))
         if config.data.validation_dir:
@@ -177,6 +226,7 @@ class TrainingSession:
     def prepare_data(self):
         from training.augment import build_augmenter
         from training.data import prepare_data
+        from training.optim import phase_learning_rate
 
         config = self.config
         self.emit(Log(f"Scanning {config.data.dir} ..."))
@@ -184,7 +234,13 @@ class TrainingSession:
                                     seed=config.training.seed)
         data = prepare_data(config.data, self.image_size, augmenter=augmenter, seed=config.data.seed)
         write_text_atomic(self.run_dir / "labels.txt", "\n".join(data.classes) + "\n")
-        self.emit(data.report())
+        report = data.report()
+        self.emit(report)
+        self.diagnostics = Diagnostics(
+            num_classes=len(data.classes),
+            phase_learning_rates={p: phase_learning_rate(config, p) for p in PHASES})
+        for hint in self.diagnostics.check_data(report, data.train_files, data.validation_files):
+            self.emit(hint)
         self.emit(Log(f"{len(data.classes)} classes, {data.train_count} training and "
                       f"{data.validation_count} validation images at {self.image_size} px."))
         return data
@@ -229,7 +285,12 @@ class TrainingSession:
 
     def train(self, classifier) -> RunResult:
         phases = self.phases()
+        if self.resume is not None and self.resume.phase not in phases:
+            raise ValueError(f"The checkpoint was taken in the {self.resume.phase} phase, which this "
+                             "run's config.json no longer has; it cannot be resumed.")
         for phase in phases:
+            if self.resume is not None and phases.index(phase) < phases.index(self.resume.phase):
+                continue  # finished before the checkpoint
             reason = self.run_phase(classifier, phase)
             if reason in ("stopped", "diverged"):
                 return self.finish(reason)
@@ -251,6 +312,8 @@ class TrainingSession:
             self.state = RunState(monitor=config.training.monitor, planned_epochs=planned,
                                   total_steps=planned * data.steps_per_epoch,
                                   steps_per_epoch=data.steps_per_epoch)
+            if self.resume is not None:
+                self.state.restore(self.resume)
         state = self.state
         epochs = _phase_epochs(config, phase)
         first_epoch = 0 if phase == "head" else _phase_epochs(config, "head")
@@ -275,13 +338,20 @@ class TrainingSession:
                                learning_rate=phase_learning_rate(config, phase),
                                trainable_weights=trainable, description=description,
                                planned_epochs=state.planned_epochs))
+        initial_epoch, restored = first_epoch, {}
+        if self.resume is not None and self.resume.phase == phase:
+            restore_checkpoint(self.run_dir, model, self.resume)
+            initial_epoch, restored = self.resume.epoch, self.resume.callbacks
+            self.resume = None
         bridge = EventBridge(state, self.emit, self.stop, batch_size=config.data.batch_size,
-                             train_count=data.train_count, best_path=self.run_dir / BEST_MODEL)
-        callbacks = self._phase_callbacks(bridge)
+                             train_count=data.train_count, best_path=self.run_dir / BEST_MODEL,
+                             diagnostics=self.diagnostics)
+        callbacks = self._phase_callbacks(bridge, restored)
         early = next((c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)), None)
-        model.fit(data.train, validation_data=data.validation, epochs=first_epoch + epochs,
-                  initial_epoch=first_epoch, class_weight=data.class_weight, callbacks=callbacks,
-                  shuffle=False, verbose=0)  # the tf.data pipeline shuffles
+        if initial_epoch < first_epoch + epochs:
+            model.fit(data.train, validation_data=data.validation, epochs=first_epoch + epochs,
+                      initial_epoch=initial_epoch, class_weight=data.class_weight,
+                      callbacks=callbacks, shuffle=False, verbose=0)  # the pipeline shuffles
         self._report_decode_failures()
         if state.stop_reason:
             return state.stop_reason
@@ -292,24 +362,31 @@ class TrainingSession:
             return "early_stopping"
         return None
 
-    def _phase_callbacks(self, bridge) -> list:
+    def _phase_callbacks(self, bridge, restored: dict[str, Any]) -> list:
         import keras
 
-        config = self.config
-        # Order matters: EMA weights are swapped in before the bridge evaluates and saves.
-        callbacks: list = []
+        config, data = self.config, self.data
+        # Order matters: the data's epoch is fixed first; EMA weights are swapped in before
+        # the bridge evaluates and saves; the resume checkpoint comes last, after the
+        # early-stopping and plateau counters moved.
+        callbacks: list = [keras.callbacks.LambdaCallback(
+            on_epoch_begin=lambda epoch, logs: data.start_epoch(epoch))]
         if config.optimizer.ema:
             callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
         callbacks.append(bridge)
+        stateful: dict[str, Any] = {}
         if config.training.early_stopping.patience > 0:
-            callbacks.append(keras.callbacks.EarlyStopping(
-                monitor=config.training.monitor, patience=config.training.early_stopping.patience,
-                restore_best_weights=config.training.early_stopping.restore_best))
+            stateful["early_stopping"] = ResumableEarlyStopping(
+                restored.get("early_stopping"), monitor=config.training.monitor,
+                patience=config.training.early_stopping.patience,
+                restore_best_weights=config.training.early_stopping.restore_best)
         if config.schedule.name == "reduce_on_plateau":
-            callbacks.append(keras.callbacks.ReduceLROnPlateau(
-                monitor=config.training.monitor, factor=config.schedule.decay_rate,
-                patience=config.schedule.plateau_patience,
-                min_lr=config.schedule.min_learning_rate, verbose=0))
+            stateful["plateau"] = ResumableReduceLROnPlateau(
+                restored.get("plateau"), monitor=config.training.monitor,
+                factor=config.schedule.decay_rate, patience=config.schedule.plateau_patience,
+                min_lr=config.schedule.min_learning_rate, verbose=0)
+        callbacks += list(stateful.values())
+        callbacks.append(ResumeCheckpoint(self.run_dir, self.state, stateful))
         return callbacks
 
     def _report_decode_failures(self) -> None:
@@ -323,6 +400,9 @@ class TrainingSession:
 
     # -- the end -----------------------------------------------------------------------
     def finish(self, reason: str) -> RunResult:
+        if self.diagnostics is not None:
+            for hint in self.diagnostics.finish(list(self.history), reason):
+                self.emit(hint)
         seconds = time.monotonic() - self.started
         summary = self.write_summary(reason)
         self.emit(Finished(run_dir=str(self.run_dir), stop_reason=reason,

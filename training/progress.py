@@ -110,6 +110,8 @@ class ProgressPrinter:
             best = "no epoch completed, so no model was saved"
         self._line(f"Finished ({event.stop_reason}) in {format_duration(event.seconds)}; {best}.\n"
                    f"Run folder: {event.run_dir}")
+        if event.stop_reason == "stopped" and event.best_epoch:
+            self._line(f"Continue it with: python main.py train --resume {event.run_dir}")
 
     def _line(self, text: str) -> None:
         if self._bar_shown:

@@ -140,6 +140,16 @@ class RunRecorder:
                     handle.close()
 
 
+def write_metrics_csv(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """Rewrites metrics.csv from a metric history (a resumed run continues from it)."""
+    with atomic_path(Path(run_dir) / "metrics.csv") as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(METRICS_COLUMNS)
+            for row in rows:
+                writer.writerow([_csv_value(row.get(column)) for column in METRICS_COLUMNS])
+
+
 def _csv_value(value: Any) -> Any:
     if value is None:
         return "nan"
