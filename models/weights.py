@@ -293,7 +293,9 @@ def _raise_on_partial_load(caught: list[warnings.WarningMessage]) -> None:
 
 
 def _load_from_saved_model(backbone: keras.Model, path: Path) -> None:
-    saved = keras.saving.load_model(path, safe_mode=True, compile=False)
+    from models.safe_load import load_model_safely
+
+    saved = load_model_safely(path)
     source = _find_matching_model(saved, backbone)
     if source is None:
         nested = [layer.name for layer in _models_in(saved)]

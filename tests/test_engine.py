@@ -6,6 +6,7 @@ import csv
 import json
 import shutil
 import threading
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -324,3 +325,50 @@ def test_many_options_together_complete_a_run(tmp_path):
     assert sum(report.validation_counts.values()) == 18
     saved = Config.load(tmp_path / "run" / "config.json")
     assert saved.data.image_size is not None  # null resolved to the backbone's default size
+
+
+def test_broken_files_are_reported_in_data_report_json_and_the_run_finishes(tmp_path):
+    from tests.helpers import write_broken_files, write_truncated_jpeg
+
+    data = make_tiny_dataset(tmp_path, size=32)
+    broken = write_broken_files(data / "square")
+    (data / ".DS_Store").write_bytes(b"junk")
+    recorder = Recorder()
+    result = run_training(small_config(data, **{"training.head_epochs": 1, "training.fine_tune_epochs": 0}),
+                          run_dir=tmp_path / "run", on_event=recorder)
+    assert result.stop_reason == "completed", result.error
+    report = json.loads((tmp_path / "run" / "data_report.json").read_text())
+    skipped = {Path(item["path"]).name: item["reason"] for item in report["skipped"]}
+    assert set(skipped) == {p.name for p in broken.values()}
+    assert all(skipped.values())
+    assert any(Path(item["path"]).name == ".DS_Store" for item in report["ignored"])
+    assert report["train_images"] + report["validation_images"] == 90
+
+
+def test_disk_full_while_saving_fails_clearly_and_keeps_earlier_files(tmp_path, monkeypatch):
+    import errno
+
+    from training import callbacks
+
+    data = make_tiny_dataset(tmp_path, size=32)
+    saves = []
+    original = callbacks.EventBridge._save_best
+
+    def save_then_fill_the_disk(self):
+        if saves:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.best_path))
+        original(self)
+        saves.append((self.best_path.read_bytes()))
+
+    monkeypatch.setattr(callbacks.EventBridge, "_save_best", save_then_fill_the_disk)
+    recorder = Recorder()
+    config = small_config(data, **{"training.head_epochs": 0, "training.fine_tune_epochs": 6,
+                                   "training.fine_tune_layers": "all",
+                                   "training.fine_tune_learning_rate": 0.003})
+    result = run_training(config, run_dir=tmp_path / "run", on_event=recorder)
+    assert result.stop_reason == "failed"
+    message = recorder.of(Failed)[0].message
+    assert "No space left on device" in message and "disk" in message
+    assert (tmp_path / "run" / "best.keras").read_bytes() == saves[0]
+    keras.saving.load_model(tmp_path / "run" / "best.keras", compile=False)
+    assert (tmp_path / "run" / "metrics.csv").read_text().count("\n") >= 2

@@ -174,6 +174,7 @@ class TrainingSession:
         self.image_size = 0
         self.device = ""
         self._reported_failures = 0
+        self._decode_skipped: list[dict[str, str]] = []
         self.diagnostics: Diagnostics | None = None
 
     @property
@@ -236,6 +237,7 @@ class TrainingSession:
         write_text_atomic(self.run_dir / "labels.txt", "\n".join(data.classes) + "\n")
         report = data.report()
         self.emit(report)
+        self._write_data_report(data)
         self.diagnostics = Diagnostics(
             num_classes=len(data.classes),
             phase_learning_rates={p: phase_learning_rate(config, p) for p in PHASES})
@@ -396,7 +398,19 @@ class TrainingSession:
         if len(failures) > self._reported_failures:
             for path, reason in describe_failures(list(failures[self._reported_failures:])):
                 self.emit(Log(f"Skipped {path}: {reason}", level="warning"))
+                self._decode_skipped.append({"path": path, "reason": reason})
             self._reported_failures = len(failures)
+            self._write_data_report(self.data)
+
+    def _write_data_report(self, data) -> None:
+        """data_report.json: what was used, and every file skipped (and why) or ignored."""
+        report = data.report().to_dict()
+        report.pop("type", None)
+        report["skipped"] = report["skipped"] + self._decode_skipped
+        failed = {item["path"] for item in self._decode_skipped}
+        report["train_images"] = data.train_count - len(failed.intersection(data.train_files))
+        report["validation_images"] = data.validation_count - len(failed.intersection(data.validation_files))
+        write_json_atomic(self.run_dir / "data_report.json", report)
 
     # -- the end -----------------------------------------------------------------------
     def finish(self, reason: str) -> RunResult:

@@ -29,11 +29,12 @@ def load_run(run_dir: str | Path):
             raise PredictError(
                 f"{run_dir} is not a finished run folder: {path.name} is missing. Pass a folder "
                 "written by `python main.py train` in which at least one epoch completed.")
-    import keras
+    from models.safe_load import UnsafeModelError, load_model_safely
 
-    import models  # noqa: F401 - registers the custom layers the saved model uses
-
-    model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
+    try:
+        model = load_model_safely(model_path)
+    except UnsafeModelError as error:
+        raise PredictError(str(error)) from None
     classes = [line for line in labels_path.read_text(encoding="utf-8").splitlines() if line]
     image_size = int(json.loads(config_path.read_text(encoding="utf-8"))["data"]["image_size"])
     return model, classes, image_size
