@@ -1,4 +1,5 @@
-"""Finetune Studio: `python main.py gui | train | config | predict` (see README.md)."""
+"""Finetune Studio: `python main.py gui | train | config | predict | check | overfit | lr-find`
+(see README.md)."""
 
 from __future__ import annotations
 

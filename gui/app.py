@@ -34,7 +34,7 @@ def main(argv: list[str]) -> int:
     configure_pyqtgraph()
     from gui.window import MainWindow
 
-    window = MainWindow()
+    window = MainWindow(prewarm=os.environ.get("FINETUNE_STUDIO_PREWARM", "1") != "0")
     if args.config:
         window.load_config_file(args.config)
     if args.data:

@@ -81,14 +81,13 @@ class EngineService:
         return self._stderr.read().decode("utf-8", "replace").strip()
 
     def close(self) -> None:
+        """Ends the helper at once: it holds no state worth waiting for, and a caller
+        blocked on its answer gets an EngineCallError instead of hanging the exit."""
         process, self._process = self._process, None
         if process is None:
             return
-        try:
-            process.stdin.close()
-            process.wait(timeout=3)
-        except (OSError, subprocess.TimeoutExpired):
-            process.kill()
+        process.kill()
+        process.wait()
 
 
 _service = EngineService()

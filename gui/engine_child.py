@@ -40,7 +40,18 @@ def _watch_stdin(stop: threading.Event) -> None:
     stop.set()  # stdin closed: the app quit or died
 
 
+def lower_priority() -> None:
+    """Training yields the CPU to the window: on 2 cores, TensorFlow's threads at equal
+    priority delayed the GUI's timer ticks by 100-300 ms (benchmarks/gui_responsiveness.py).
+    Idle CPU still goes to training, so a run is not slower when nothing else runs."""
+    try:
+        os.nice(10)
+    except (AttributeError, OSError):
+        pass  # Windows has no nice(); running at normal priority is still correct
+
+
 def main() -> int:
+    lower_priority()
     events = _event_stream()
     # Warm up before the request arrives: the expensive import happens while the user
     # is still choosing settings when the app starts this process ahead of time.

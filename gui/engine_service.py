@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from gui.engine_child import _event_stream
+from gui.engine_child import _event_stream, lower_priority
 
 
 def encode_array(array: np.ndarray) -> dict[str, Any]:
@@ -75,6 +75,7 @@ def handle(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> int:
+    lower_priority()
     replies = _event_stream()
     for line in sys.stdin:
         if not line.strip():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
+from pathlib import Path
+
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSizePolicy, QWidget
 
 from training.events import BatchEnd, EpochEnd, Event, Failed, Finished, PhaseChanged, RunStarted
 
@@ -29,7 +31,8 @@ class RunProgressWidget(QWidget):
         self.bar.setToolTip("Progress of the whole run (all phases).")
         self.label = QLabel("Ready.")
         self.label.setObjectName("runProgressLabel")
-        self.label.setMinimumWidth(420)
+        # Ignored: a long message must not widen the window; it is cut and fully in the tooltip.
+        self.label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(6, 2, 6, 2)
         layout.addWidget(self.bar, 2)
@@ -69,12 +72,14 @@ class RunProgressWidget(QWidget):
             self.bar.setRange(0, 1)
             self.bar.setValue(1)
             self.bar.setFormat(f"Finished ({event.stop_reason})")
-            self.label.setText(f"Best epoch {event.best_epoch}. Run folder: {event.run_dir}")
+            self.label.setText(f"Best epoch {event.best_epoch} · run {Path(event.run_dir).name}")
+            self.label.setToolTip(event.run_dir)
         elif isinstance(event, Failed):
             self.bar.setRange(0, 1)
             self.bar.setValue(0)
             self.bar.setFormat("Failed")
             self.label.setText(event.message)
+            self.label.setToolTip(event.message)
 
     def stopping(self) -> None:
         self.bar.setFormat("Stopping after this batch… %p%")

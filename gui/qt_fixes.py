@@ -36,3 +36,57 @@ def make_singletons_immortal() -> bool:
         ctypes.c_ssize_t.from_address(id(singleton)).value += _EXTRA_REFERENCES
     _applied = True
     return True
+
+
+class GuiThreadGarbageCollection:
+    """Runs Python's cyclic garbage collector only in the GUI thread while windows live.
+
+    Automatic collection runs in whichever thread happens to allocate: a worker or a
+    pool thread could then destroy garbage QObjects (a closed window, old curves) that
+    belong to the GUI thread, which Qt answers with "Timers cannot be stopped from
+    another thread" and crashes (seen in this app with the engine in a QThread). So while
+    at least one window is open, automatic collection is off and a GUI-thread timer
+    collects instead (the approach of pyqtgraph's ``util.garbage_collector``).
+    """
+
+    _users = 0
+    _timer = None
+
+    @classmethod
+    def acquire(cls) -> None:
+        import gc
+
+        from PySide6.QtCore import QTimer
+
+        cls._users += 1
+        if cls._users == 1:
+            gc.disable()
+            cls._timer = QTimer()
+            cls._timer.setInterval(1000)
+            cls._timer.timeout.connect(cls._collect)
+            cls._timer.start()
+
+    @classmethod
+    def release(cls) -> None:
+        import gc
+
+        cls._users = max(0, cls._users - 1)
+        if cls._users == 0 and cls._timer is not None:
+            cls._timer.stop()
+            cls._timer = None
+            gc.collect()
+            gc.enable()
+
+    @staticmethod
+    def _collect() -> None:
+        import gc
+
+        # Generation by generation, as the automatic collector would: a full collection
+        # takes ~20 ms here, so it runs only when the oldest generation is due.
+        counts, thresholds = gc.get_count(), gc.get_threshold()
+        if counts[0] <= thresholds[0]:
+            return
+        generation = 0
+        if counts[1] > thresholds[1]:
+            generation = 2 if counts[2] > thresholds[2] else 1
+        gc.collect(generation)

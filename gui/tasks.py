@@ -52,6 +52,8 @@ class BackgroundTasks(QObject):
         return self._running > 0 if name is None else name in self._latest
 
     def _report(self, name: str, token: int, future: concurrent.futures.Future) -> None:
+        if future.cancelled():
+            return  # dropped by shutdown(): nobody waits for it any more
         error = future.exception()
         result = None if error else future.result()
         try:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, QThread, QTimer, Signal
+from PySide6.QtCore import QEvent, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog, QLabel, QMainWindow, QMessageBox, QScrollArea, QSplitter, QTabWidget, QToolBar,
@@ -24,15 +23,16 @@ from gui.panels.data import DataPanel, class_counts, sample_paths
 from gui.panels.model import ModelPanel
 from gui.panels.optimizer import OptimizerPanel
 from gui.panels.regularization import RegularizationPanel
-from gui.plots import LivePlotsWidget
+from gui.plots import LivePlotsWidget, apply_palette, configure_pyqtgraph
+from gui.qt_fixes import GuiThreadGarbageCollection
 from gui.progress import RunProgressWidget
 from gui.runview import FinishedRunPanel, HintsWidget, LogWidget
 from gui.tasks import BackgroundTasks
-from gui.worker import Runner, TrainingWorker, start_worker
+from gui.run_control import RunController, next_run_dir
+from gui.worker import Runner, TrainingWorker
 
 APP_NAME = "Finetune Studio"
 RECENT_LIMIT = 8
-STOP_TIMEOUT_MS = 60_000  # a graceful stop that takes longer than this ends the child
 SIDEBAR_WIDTH = 450
 
 
@@ -42,17 +42,22 @@ class MainWindow(QMainWindow):
     run_finished = Signal(object)  # the Finished or Failed event of each run
 
     def __init__(self, config: Config | None = None, *, settings: QSettings | None = None,
-                 runner: Runner | None = None) -> None:
+                 runner: Runner | None = None, prewarm: bool = False) -> None:
         super().__init__()
         self.setObjectName("mainWindow")
+        GuiThreadGarbageCollection.acquire()
+        self._gc_held = True
         self.settings = settings or QSettings("FinetuneStudio", "FinetuneStudio")
-        self.runner = runner
+        self.runs = RunController(runner=runner, prewarm=prewarm, parent=self)
+        self.runs.event.connect(self._on_runs_event)
+        self.runs.errored.connect(self._on_runs_errored)
+        self.runs.finished.connect(self._on_runs_finished)
+        self.runs.idle.connect(self._on_runs_idle)
+        self.runs.killed.connect(self._on_runs_killed)
         self.config = config or default_config()
         self.config_path: Path | None = None
         self._saved = self.config.to_dict()
         self.config_error = ""
-        self.worker: TrainingWorker | None = None
-        self.thread: QThread | None = None
         self.last_run_config: Config | None = None
         self.run_started_event: RunStarted | None = None  # what the engine said it runs
         self.error_dialog: QMessageBox | None = None
@@ -60,8 +65,6 @@ class MainWindow(QMainWindow):
         self.tasks = BackgroundTasks(self, workers=1)
         self.tasks.done.connect(self._on_tasks_done)
         self.tasks.failed.connect(self._on_tasks_failed)
-        self._kill_timer = QTimer(self, singleShot=True, interval=STOP_TIMEOUT_MS)
-        self._kill_timer.timeout.connect(self._on_kill_timer_timeout)
         self._build_panels()
         self._build_central()
         self._build_actions()
@@ -196,6 +199,7 @@ class MainWindow(QMainWindow):
         engine_calls.start_helper()
         self.tasks.submit("catalog", engine_calls.backbone_catalog)
         self.tasks.submit("device", engine_calls.device_description)
+        self.runs.spawn_warm_engine()
 
     # -- config <-> forms -----------------------------------------------------------------
     def build_config(self) -> Config:
@@ -228,7 +232,7 @@ class MainWindow(QMainWindow):
     def _on_form_changed(self) -> None:
         try:
             self.config = self.build_config()
-            self.config_error = ""
+            self.config_error = self.model_panel.size_problem(self.config)
         except (ConfigError, ValueError) as error:
             self.config_error = str(error)
         self.error_banner.setText(self.config_error)
@@ -245,7 +249,7 @@ class MainWindow(QMainWindow):
     def _update_actions(self) -> None:
         running = self.is_running()
         self.start_action.setEnabled(not running and not self.config_error)
-        self.stop_action.setEnabled(running and not (self.worker and self.worker.stop_requested))
+        self.stop_action.setEnabled(running and not self.runs.stop_requested())
 
     # -- config files -----------------------------------------------------------------------
     def load_config_file(self, path: str | Path) -> bool:
@@ -332,6 +336,7 @@ class MainWindow(QMainWindow):
     def _on_tasks_done(self, name: str, result: Any) -> None:
         if name == "catalog":
             self.model_panel.set_catalog(result)
+            self._on_form_changed()  # the catalog knows each backbone's smallest input
         elif name == "device" and not self.is_running():
             self.device_label.setText(f"Device: {result}")
 
@@ -341,8 +346,12 @@ class MainWindow(QMainWindow):
         self.log.add(f"Could not get the {name}: {error}", "warning")
 
     # -- training -------------------------------------------------------------------------
+    @property
+    def worker(self) -> TrainingWorker | None:
+        return self.runs.worker
+
     def is_running(self) -> bool:
-        return self.thread is not None
+        return self.runs.is_running()
 
     def start_training(self) -> bool:
         """Starts a run with the current settings; refused while one runs or if invalid."""
@@ -354,11 +363,7 @@ class MainWindow(QMainWindow):
             return False
         config = self.config.copy()
         runs_dir = self.data_panel.runs_dir()
-        run_dir = runs_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.model.backbone}"
-        suffix = 1
-        while run_dir.exists():
-            suffix += 1
-            run_dir = run_dir.with_name(f"{run_dir.name.rsplit('~', 1)[0]}~{suffix}")
+        run_dir = next_run_dir(runs_dir, config.model.backbone)
         try:
             runs_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -371,25 +376,20 @@ class MainWindow(QMainWindow):
         self.plots.start_run()
         self.plots.set_planned_learning_rates(*self.optimizer_panel.plan)
         self.progress.start(config.training.head_epochs + config.training.fine_tune_epochs)
-        self.worker = TrainingWorker(config, run_dir, runner=self.runner)
-        self.worker.event.connect(self._on_worker_event)
-        self.worker.errored.connect(self._on_worker_errored)
-        self.worker.finished.connect(self._on_worker_finished)
-        self.thread = start_worker(self.worker)
-        self.thread.finished.connect(self._on_thread_finished)
+        self.runs.start(config, run_dir)
         self._update_actions()
         self.statusBar().showMessage("Training started.", 3000)
         return True
 
     def stop_training(self) -> None:
-        if self.worker is None or self.worker.stop_requested:
+        if not self.is_running() or self.runs.stop_requested():
             return
-        self.worker.cancel()
+        self.runs.stop(deadline=self._close_requested)
         self.progress.stopping()
         self.statusBar().showMessage("Stopping after the current batch; the best model is kept.")
         self._update_actions()
 
-    def _on_worker_event(self, event: Event) -> None:
+    def _on_runs_event(self, event: Event) -> None:
         self.plots.handle_event(event)
         self.log.handle_event(event)
         self.progress.handle_event(event)
@@ -404,11 +404,11 @@ class MainWindow(QMainWindow):
             self.result_panel.show_result(event)
             self.output_tabs.setCurrentWidget(self.result_panel)
 
-    def _on_worker_errored(self, message: str) -> None:
+    def _on_runs_errored(self, message: str) -> None:
         # The Failed event that follows carries the same message to the error dialog.
         self.log.add(message, "error")
 
-    def _on_worker_finished(self, last: Any) -> None:
+    def _on_runs_finished(self, last: Any) -> None:
         if isinstance(last, Failed):
             self.show_error("Training failed", last.message,
                             details=(last.details or "") + "\n\n" + self.log.toPlainText()[-6000:])
@@ -416,22 +416,13 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Run finished: {last.stop_reason}.", 8000)
         self.run_finished.emit(last)
 
-    def _on_thread_finished(self) -> None:
-        thread, self.thread = self.thread, None
-        if thread is not None:
-            # finished() is emitted from the thread just before it ends: wait for the end,
-            # or dropping the last reference would destroy a still-running QThread.
-            thread.wait()
-        self.worker = None
-        self._kill_timer.stop()
+    def _on_runs_idle(self) -> None:
         self._update_actions()
         if self._close_requested:
             QTimer.singleShot(0, self.close)
 
-    def _on_kill_timer_timeout(self) -> None:
-        if self.worker is not None:
-            self.log.add("The run did not stop in time; ending the training process.", "warning")
-            self.worker.kill()
+    def _on_runs_killed(self) -> None:
+        self.log.add("The run did not stop in time; the training process was ended.", "warning")
 
     def _on_hints_fix_requested(self, fix: dict) -> None:
         try:
@@ -468,8 +459,8 @@ class MainWindow(QMainWindow):
                     event.ignore()
                     return
                 self._close_requested = True
+                self.runs.closing = True  # no warm engine for a next run
                 self.stop_training()
-                self._kill_timer.start()
                 self.statusBar().showMessage("Stopping the run before closing…")
             event.ignore()  # closes for real when the thread has finished
             return
@@ -479,26 +470,45 @@ class MainWindow(QMainWindow):
             if tasks is not None:
                 tasks.shutdown()
         self.tasks.shutdown()
+        engine_calls.shutdown()
+        self.runs.shutdown()
+        if self._gc_held:
+            self._gc_held = False
+            GuiThreadGarbageCollection.release()
         event.accept()
 
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802
+        """Follows a light/dark switch of the system palette while the app runs."""
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            configure_pyqtgraph()
+            self.plots.apply_palette()
+            for plot in (self.optimizer_panel.plot, self.data_panel.count_plot):
+                apply_palette(plot)
+        super().changeEvent(event)
+
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
-        if _dropped_folder(event) is not None:
+        if _dropped_path(event) is not None:
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
-        folder = _dropped_folder(event)
-        if folder is not None:
-            self.data_panel.set_folder(folder)
-            self.settings_tabs.setCurrentWidget(self.settings_tabs.widget(0))
-            event.acceptProposedAction()
+        """A folder (or an image inside a class folder) becomes the data; a .json loads."""
+        path = _dropped_path(event)
+        if path is None:
+            return
+        if path.suffix.lower() == ".json" and path.is_file():
+            self.load_config_file(path)
+        else:
+            self.data_panel.set_folder(str(path))
+            self.settings_tabs.setCurrentIndex(0)
+        event.acceptProposedAction()
 
 
-def _dropped_folder(event: QDragEnterEvent | QDropEvent) -> str | None:
+def _dropped_path(event: QDragEnterEvent | QDropEvent) -> Path | None:
     urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
     for url in urls:
         path = Path(url.toLocalFile())
-        if path.is_dir():
-            return str(path)
+        if path.is_dir() or (path.is_file() and path.suffix.lower() == ".json"):
+            return path
         if path.is_file() and path.parent.parent.is_dir():
-            return str(path.parent.parent)  # an image dropped from a class folder
+            return path.parent.parent  # an image dropped from a class folder
     return None

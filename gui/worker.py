@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -181,22 +180,9 @@ def start_worker(worker: TrainingWorker) -> QThread:
     thread.setObjectName("trainingThread")
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
-    # Direct: quit() is thread-safe, and a GUI thread blocked in wait_for_thread could not
+    # Direct: quit() is thread-safe, and a GUI thread blocked in QThread.wait() could not
     # run a queued call.
     worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
     thread.start()
     return thread
 
-
-def wait_for_thread(thread: QThread, worker: TrainingWorker, timeout_s: float) -> bool:
-    """Waits for a cancelled run to end; kills the child after ``timeout_s``.
-
-    Returns:
-        True when the thread ended.
-    """
-    deadline = time.monotonic() + timeout_s
-    while not thread.wait(100):
-        if time.monotonic() > deadline:
-            worker.kill()
-            return thread.wait(5000)
-    return True

@@ -340,3 +340,23 @@ def test_augmentation_touches_training_batches_only(tmp_path):
         np.testing.assert_array_equal(la.numpy(), lb.numpy())  # same seeded order
         differs.append(not np.array_equal(a.numpy(), b.numpy()))
     assert all(differs)
+
+
+def test_unreadable_files_are_skipped_with_the_reason(tmp_path, monkeypatch):
+    # Tests run as root, for whom chmod 000 changes nothing: make open() refuse instead.
+    import builtins
+
+    root = make_tiny_dataset(tmp_path, classes=2, per_class=3, size=16)
+    locked = sorted((root / "circle").iterdir())[0]
+    real_open = builtins.open
+
+    def guarded_open(file, *args, **kwargs):
+        if str(file) == str(locked):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    result = scan_folder(root)
+    assert str(locked) not in result.files
+    assert dict(result.skipped)[str(locked)].startswith("permission denied")
+    assert len(result.files) == 5

@@ -28,7 +28,8 @@ def window(qtbot, tmp_path):
         "training.fine_tune_epochs": 1, "augmentation.rotation": 0.1,
     })
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(config, settings=settings)
+    window = MainWindow(config, settings=settings, prewarm=True)
+    window.confirm_close_during_training = lambda: True  # never a modal question in tests
     window.data_panel.runs_dir_edit.setText(str(tmp_path / "runs"))
     qtbot.addWidget(window)
     window.show()
@@ -39,7 +40,9 @@ def window(qtbot, tmp_path):
 
 
 def test_a_real_run_trains_in_a_child_process_and_fills_the_window(qtbot, window, tmp_path):
-    window.after_shown()  # starts the helper process: catalog, device, previews
+    window.after_shown()  # starts the helper process (catalog, device, previews) and a warm engine
+    warm = window.runs.warm_engine
+    assert warm is not None and warm.poll() is None
     with qtbot.waitSignal(window.run_finished, timeout=120000) as blocker:
         assert window.start_training()
     last = blocker.args[0]
@@ -59,6 +62,8 @@ def test_a_real_run_trains_in_a_child_process_and_fills_the_window(qtbot, window
     assert window.result_panel.export_button.isEnabled()
     assert (Path(last.run_dir) / "best.keras").is_file()
     assert window.device_label.text().startswith("Device: CPU")
+    assert warm.poll() == 0  # the warm process ran this run and exited cleanly
+    qtbot.waitUntil(lambda: window.runs.warm_engine is not None, timeout=5000)  # ready for the next
     # The helper process answered while training ran in another process.
     qtbot.waitUntil(lambda: window.augmentation_panel.preview_count >= 1, timeout=60000)
     qtbot.waitUntil(lambda: window.model_panel.table.item(0, 1).text() != "…", timeout=30000)
@@ -78,4 +83,4 @@ def test_stop_during_a_real_run_keeps_a_valid_run_folder(qtbot, window):
     assert window.plots.point_counts()["val_loss"] < 50
     summary = json.loads((Path(last.run_dir) / "summary.json").read_text())
     assert summary  # the engine finished writing the run folder
-    assert window.start_action.isEnabled()
+    qtbot.waitUntil(window.start_action.isEnabled, timeout=10000)

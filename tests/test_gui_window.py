@@ -118,6 +118,7 @@ def make_window(qtbot, tmp_path, dataset):
         settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
         window = MainWindow(config or small_config(dataset), settings=settings, runner=engine or ScriptedEngine())
         window.data_panel.runs_dir_edit.setText(str(tmp_path / "runs"))
+        window.confirm_close_during_training = lambda: True  # never a modal question in tests
         qtbot.addWidget(window)
         window.show()
         windows.append(window)
@@ -128,6 +129,11 @@ def make_window(qtbot, tmp_path, dataset):
         if window.worker is not None:
             window.worker.cancel()
             qtbot.waitUntil(lambda w=window: not w.is_running(), timeout=10000)
+
+
+def drawn_points(window: MainWindow, key: str) -> int:
+    x, _ = window.plots.series(key).curve.getData()
+    return 0 if x is None else len(x)
 
 
 def run_to_end(qtbot, window: MainWindow, timeout: int = 10000):
@@ -295,7 +301,9 @@ def test_a_run_fills_plots_progress_hints_and_result(qtbot, make_window, tmp_pat
     assert isinstance(last, Finished)
     counts = window.plots.point_counts()
     assert counts["val_loss"] == 3 and counts["val_accuracy"] == 3 and counts["batch_loss"] == 3 * STEPS
-    qtbot.waitUntil(lambda: len(window.plots.series("val_accuracy").curve.getData()[0]) == 3, timeout=2000)
+    # The redraw timer pushes the buffers into the curves.
+    qtbot.waitUntil(lambda: drawn_points(window, "val_accuracy") == 3, timeout=2000)
+    assert drawn_points(window, "batch_loss") > 0  # clipped to the view, so not an exact count
     assert [m.value() for m in window.plots.loss_plot.markers] == [2.0]  # fine-tuning starts after epoch 2
     assert window.progress.bar.format().startswith("Finished")
     titles = [window.hints.item(i).text().split("\n")[0] for i in range(window.hints.count())]
@@ -306,6 +314,11 @@ def test_a_run_fills_plots_progress_hints_and_result(qtbot, make_window, tmp_pat
     assert window.result_panel.export_button.isEnabled() and window.output_tabs.currentWidget() is window.result_panel
     target = export_model(last.run_dir, tmp_path / "exported.keras")
     assert target.read_bytes() == b"model"
+    # Hovering over the loss plot near epoch 2 reads out the values there.
+    plot = window.plots.loss_plot
+    plot.getPlotItem().vb.setRange(xRange=(0, 3), yRange=(0, 1.5), padding=0)  # as auto-range would
+    plot._on_scene_mouse_moved((plot.getPlotItem().vb.mapViewToScene(QPointF(2.0, 0.5)),))
+    assert plot._readout.isVisible() and "val loss: 0.6" in plot._readout.toPlainText()
     # A hint's suggested fix, double-clicked, becomes the setting.
     window.hints.itemDoubleClicked.emit(window.hints.item(0))
     assert window.config.optimizer.learning_rate == pytest.approx(1e-4)
@@ -399,3 +412,42 @@ def test_messagebox_question_is_not_used_without_training(make_window, monkeypat
     window = make_window()
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: pytest.fail("asked without a run"))
     assert window.close()
+
+
+def test_catalog_fills_the_table_and_a_too_small_image_size_blocks_start(make_window):
+    window = make_window()
+    catalog = [{"name": "SmallCNN", "family": "Small", "default_size": 64, "params_millions": 0.1,
+                "imagenet_top1": None, "imagenet_cached": False, "min_size": 48},
+               {"name": "MobileNetV2", "family": "MobileNet", "default_size": 224, "params_millions": 3.5,
+                "imagenet_top1": 71.3, "imagenet_cached": True, "min_size": 32}]
+    window._on_tasks_done("catalog", catalog)
+    assert window.model_panel.table.item(2, 4).text() == "yes"  # MobileNetV2 cached
+    assert window.model_panel.table.item(2, 3).text() == "71.3%"
+    assert ">= 48 for SmallCNN" in window.error_banner.text() and not window.start_action.isEnabled()
+    window.data_panel.bindings["data.image_size"].widget.setValue(64)
+    assert window.config_error == "" and window.start_action.isEnabled()
+
+
+def test_dropping_a_config_file_loads_it(make_window, tmp_path, dataset):
+    path = tmp_path / "dropped.json"
+    small_config(dataset).with_overrides({"optimizer.learning_rate": 0.005}).save(path)
+    window = make_window()
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    window.dropEvent(QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                                Qt.KeyboardModifier.NoModifier))
+    assert window.config.optimizer.learning_rate == pytest.approx(0.005)
+    assert "dropped.json" in window.windowTitle()
+
+
+def test_learning_rate_field_reads_scientific_notation_and_steps_by_factors(qtbot):
+    from gui.forms import scientific
+
+    box = scientific(1e-8, 10.0)
+    assert box.valueFromText("3e-4") == pytest.approx(3e-4)
+    box.setValue(1e-3)
+    assert box.text() == "0.001"
+    box.stepBy(1)
+    assert box.value() == pytest.approx(2e-3)
+    box.stepBy(-2)
+    assert box.value() == pytest.approx(5e-4)

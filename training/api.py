@@ -17,7 +17,7 @@ __all__ = [
     "Config", "ConfigError", "default_config", "fine_tune_learning_rate",
     "Event", "EventCallback", "run_training", "scan_folder", "resolve_data_dir",
     "backbone_catalog", "predict", "planned_learning_rates", "preview_augmentation",
-    "load_preview_images",
+    "load_preview_images", "check_setup", "overfit_tiny_subset", "lr_range_test",
 ]
 
 
@@ -86,3 +86,34 @@ def preview_augmentation(config: Config, images, seed: int = 0):
     from training.augment import preview_augmentation as _preview
 
     return _preview(config.augmentation, images, seed=seed)
+
+
+def check_setup(config: Config, *, on_event: EventCallback | None = None,
+                stop: threading.Event | None = None):
+    """Data checks, the untrained loss against ln(C), and L2 that must raise it; returns a
+    ``training.sanity.SetupCheck`` (its ``hints`` are empty when all is well).
+
+    Raises:
+        training.data.DataError, ConfigError: the data or config cannot be used.
+    """
+    from training.sanity import check_setup as _check
+
+    return _check(config, on_event=on_event, stop=stop)
+
+
+def overfit_tiny_subset(config: Config, *, images: int = 20, max_epochs: int = 150,
+                        on_event: EventCallback | None = None, stop: threading.Event | None = None):
+    """Trains on a few images until they are memorized; returns a
+    ``training.sanity.OverfitResult`` (``reached`` False and a hint: something is broken)."""
+    from training.sanity import overfit_tiny_subset as _overfit
+
+    return _overfit(config, images=images, max_epochs=max_epochs, on_event=on_event, stop=stop)
+
+
+def lr_range_test(config: Config, *, steps: int = 150, min_lr: float = 1e-7, max_lr: float = 10.0,
+                  on_event: EventCallback | None = None, stop: threading.Event | None = None):
+    """Loss against an exponentially growing learning rate on a throwaway model; returns a
+    ``training.sanity.LRRangeResult`` with plain lists to plot and a suggested rate."""
+    from training.sanity import lr_range_test as _range
+
+    return _range(config, steps=steps, min_lr=min_lr, max_lr=max_lr, on_event=on_event, stop=stop)

@@ -1,24 +1,29 @@
 """Exact and near-duplicate images shared by the training and the validation files.
 
 A validation image that is also in the training set (byte for byte, or re-saved, resized,
-recompressed) is scored on something the model has already seen: validation accuracy
-then overstates how the model does on new pictures. ``find_cross_duplicates`` finds such
-pairs cheaply enough to run before every training run:
+recompressed, brightened) is scored on something the model has already seen: validation
+accuracy then overstates how the model does on new pictures. ``find_cross_duplicates``
+finds such pairs cheaply enough to run before every training run:
 
 - exact: only files whose byte sizes occur on both sides are read and hashed (BLAKE2b),
   so a folder without duplicates costs one ``stat`` per file;
-- near: a 64-bit difference hash (dHash, Krawetz 2013) of each image's grayscale 9 x 8
-  thumbnail, decoded with the app's own decoder at a small size (``Image.draft`` makes a
-  large JPEG cheap), compared across the split by Hamming distance in numpy.
+- near: each image becomes an 8 x 8 RGB thumbnail (decoded by the app's own decoder at a
+  small size, so ``Image.draft`` makes a large JPEG cheap), each channel centred, the
+  whole scaled to unit length (so brightness and contrast changes do not matter); two images are near-duplicates when their thumbnails correlate at least
+  ``NEAR_DUPLICATE_MIN_CORRELATION``. All correlations across the split are one matrix
+  product (BLAS), in chunks.
 
-Measured on this machine (2 cores): see ``docs/hints.md`` ("data_leakage").
+A 64-bit difference hash (dHash) was tried first and dropped: on images with flat
+backgrounds its bits follow noise (a JPEG re-save of a shapes image moved 17 of 64 bits
+while two different shapes were 5 bits apart), and an isoluminant image (a red shape on a
+gray of the same brightness) has no grayscale structure to hash. Numbers in docs/hints.md.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections import defaultdict
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -26,30 +31,43 @@ import numpy as np
 
 from training.images import ImageLoadError, load_image
 
-# Two different images of the built-in shapes and of noise photos were never closer than
-# 14 bits; a copy that was re-encoded as JPEG (quality 75), resized by half or brightened
-# by 10 % stayed within 2 bits (docs/hints.md). 6 leaves margin on both sides.
-NEAR_DUPLICATE_MAX_BITS = 6
-# A thumbnail this flat (gray-level standard deviation) hashes to noise or to all zeros:
-# blank or single-colour images would all "match" each other, so they get exact checks only.
+# 1 - correlation of the 8 x 8 thumbnails, measured (docs/hints.md). Copies of 64-96 px
+# and larger images, re-saved as JPEG quality 75-90, halved, doubled or brightened 10 %:
+# <= 0.0031. Different images: >= 0.0084 on the near-identical "easy" synthetic shapes
+# (1000 images at 64 px), >= 0.017 on the built-in sample, >= 0.02 on easy shapes at
+# 32 px, >= 0.46 on photo-like images. 0.005 leaves ~1.6x on both sides of the worst
+# cases. Not caught: crops and shifts, and JPEG re-saves of images as tiny as 32 px
+# (their 8 x 8 JPEG blocks are a quarter of the picture: up to 0.011).
+NEAR_DUPLICATE_MIN_CORRELATION = 0.995
+# A thumbnail flatter than this (standard deviation in gray levels) is a blank or
+# single-colour image: its correlation is noise, so it gets the exact check only.
 MIN_THUMBNAIL_STD = 3.0
-# Perceptual hashing decodes every image once: ~1.3 ms a small PNG, ~6 ms a 12-megapixel
-# JPEG drafted down (docs/hints.md). Above this many files it is skipped (exact checks
-# still run) so that a run on a huge folder does not wait minutes before its first batch.
-MAX_FILES_FOR_NEAR_DUPLICATES = 20_000
-# Decoding releases the GIL in Pillow, so a couple of threads help on two cores.
+# Thumbnails decode every image once: measured ~0.3-0.6 ms a small PNG or VGA JPEG, 7-13 ms
+# a 12-megapixel JPEG even drafted down to 1/8 (docs/hints.md). The near-duplicate check
+# is skipped (exact checks still run) when the first files project a total above this
+# budget, so that a run on a huge folder of photos does not wait minutes for its first
+# batch: ~20k VGA-sized files fit, ~3k 12-megapixel ones do.
+NEAR_DUPLICATE_SECONDS_BUDGET = 20.0
+# Exact duplicates are first matched on size and the first 64 KB; only those candidates
+# are read whole (uncompressed formats such as BMP share one size per resolution).
+_HEAD_BYTES = 65536
+# Pillow releases the GIL while it decodes, so two threads use both cores.
 _THREADS = 2
-_THUMBNAIL = 32
+_DECODE_SIZE = 32
+_THUMBNAIL = 8
+_CHUNK = 1024
+_PROBE_FILES = 64
 
 
 @dataclass
 class DuplicateReport:
     """Pairs (training file, validation file) that hold the same picture."""
     exact: list[tuple[str, str]] = field(default_factory=list)
-    near: list[tuple[str, str, int]] = field(default_factory=list)  # (..., Hamming distance)
+    near: list[tuple[str, str, float]] = field(default_factory=list)  # (..., correlation)
     near_checked: bool = True
     files: int = 0
     seconds: float = 0.0
+    projected_seconds: float = 0.0   # when skipped: how long thumbnails would have taken
 
     @property
     def validation_files_affected(self) -> int:
@@ -57,102 +75,145 @@ class DuplicateReport:
 
 
 def find_cross_duplicates(train_files: list[str], validation_files: list[str], *,
-                          max_files: int = MAX_FILES_FOR_NEAR_DUPLICATES,
-                          max_bits: int = NEAR_DUPLICATE_MAX_BITS) -> DuplicateReport:
+                          seconds_budget: float = NEAR_DUPLICATE_SECONDS_BUDGET,
+                          min_correlation: float = NEAR_DUPLICATE_MIN_CORRELATION) -> DuplicateReport:
     """Training/validation pairs of identical or nearly identical images.
 
-    Unreadable files are left out silently (the data pipeline reports them). A
-    validation file that is an exact copy is not also listed as a near copy.
+    Unreadable files are left out silently (the data pipeline reports them). A validation
+    file that is an exact copy is not listed again as a near copy. When decoding the
+    thumbnails would take longer than ``seconds_budget`` (projected from the first files),
+    ``near_checked`` is False and ``projected_seconds`` says how long it would have taken.
     """
-    import time
-
     started = time.monotonic()
     report = DuplicateReport(files=len(train_files) + len(validation_files))
     report.exact = exact_duplicates(train_files, validation_files)
-    report.near_checked = report.files <= max_files
-    if report.near_checked and train_files and validation_files:
+    if train_files and validation_files:
         exact_validation = {v for _, v in report.exact}
         candidates = [v for v in validation_files if v not in exact_validation]
-        report.near = near_duplicates(train_files, candidates, max_bits=max_bits)
+        thumbnails = _thumbnails_within_budget(list(train_files) + candidates, seconds_budget)
+        if isinstance(thumbnails, float):
+            report.near_checked, report.projected_seconds = False, thumbnails
+        else:
+            paths, vectors = thumbnails
+            train_set = set(train_files)
+            is_train = np.array([p in train_set for p in paths], dtype=bool)
+            report.near = _matches(paths, vectors, is_train, min_correlation)
     report.seconds = time.monotonic() - started
     return report
 
 
 def exact_duplicates(train_files: list[str], validation_files: list[str]) -> list[tuple[str, str]]:
-    """Byte-identical pairs; only files whose sizes occur on both sides are read."""
-    train_sizes = _sizes(train_files)
-    validation_sizes = _sizes(validation_files)
-    shared = set(train_sizes) & set(validation_sizes)
-    if not shared:
-        return []
+    """Byte-identical pairs. Files are narrowed down by size, then by a digest of their
+    first 64 KB, and only the remaining candidates are read whole."""
+    train, validation = _narrow(train_files, validation_files, _size)
+    train, validation = _narrow(train, validation, _head_digest)
     train_digests: dict[bytes, str] = {}
-    for size in shared:
-        for path in train_sizes[size]:
-            digest = _digest(path)
-            if digest is not None:
-                train_digests.setdefault(digest, path)
+    for path in train:
+        digest = _digest(path)
+        if digest is not None:
+            train_digests.setdefault(digest, path)
     pairs = []
-    for size in shared:
-        for path in validation_sizes[size]:
-            digest = _digest(path)
-            if digest is not None and digest in train_digests:
-                pairs.append((train_digests[digest], path))
+    for path in validation:
+        digest = _digest(path)
+        if digest is not None and digest in train_digests:
+            pairs.append((train_digests[digest], path))
     return sorted(pairs, key=lambda pair: pair[1])
 
 
+def _narrow(train: list[str], validation: list[str], key) -> tuple[list[str], list[str]]:
+    """The files of each side whose ``key`` also occurs on the other side."""
+    train_keys = {path: key(path) for path in train}
+    validation_keys = {path: key(path) for path in validation}
+    shared = (set(train_keys.values()) & set(validation_keys.values())) - {None}
+    return ([p for p, k in train_keys.items() if k in shared],
+            [p for p, k in validation_keys.items() if k in shared])
+
+
 def near_duplicates(train_files: list[str], validation_files: list[str], *,
-                    max_bits: int = NEAR_DUPLICATE_MAX_BITS) -> list[tuple[str, str, int]]:
-    """(training file, validation file, distance) for each validation image whose nearest
-    training image is within ``max_bits`` of its 64-bit difference hash."""
-    train_paths, train_hashes = _hashes(train_files)
-    validation_paths, validation_hashes = _hashes(validation_files)
-    if not len(train_hashes) or not len(validation_hashes):
+                    min_correlation: float = NEAR_DUPLICATE_MIN_CORRELATION
+                    ) -> list[tuple[str, str, float]]:
+    """(training file, validation file, correlation) for each validation image whose most
+    similar training image has a thumbnail correlation of at least ``min_correlation``."""
+    paths, vectors = thumbnail_vectors(list(train_files) + list(validation_files))
+    train_set = set(train_files)
+    is_train = np.array([p in train_set for p in paths], dtype=bool)
+    return _matches(paths, vectors, is_train, min_correlation)
+
+
+def _matches(paths: list[str], vectors: np.ndarray, is_train: np.ndarray,
+             min_correlation: float) -> list[tuple[str, str, float]]:
+    train_paths = [p for p, t in zip(paths, is_train) if t]
+    validation_paths = [p for p, t in zip(paths, is_train) if not t]
+    train_vectors, validation_vectors = vectors[is_train], vectors[~is_train]
+    if not len(train_vectors) or not len(validation_vectors):
         return []
     pairs = []
-    # Chunks keep the distance matrix small (1024 x N uint8) whatever the folder size.
-    for start in range(0, len(validation_hashes), 1024):
-        block = validation_hashes[start:start + 1024]
-        distances = np.bitwise_count(block[:, None] ^ train_hashes[None, :])
-        nearest = distances.argmin(axis=1)
+    for start in range(0, len(validation_vectors), _CHUNK):
+        similarity = validation_vectors[start:start + _CHUNK] @ train_vectors.T
+        nearest = similarity.argmax(axis=1)
         for row, column in enumerate(nearest):
-            distance = int(distances[row, column])
-            if distance <= max_bits:
-                pairs.append((train_paths[column], validation_paths[start + row], distance))
-    return sorted(pairs, key=lambda pair: (pair[2], pair[1]))
+            value = float(similarity[row, column])
+            if value >= min_correlation:
+                pairs.append((train_paths[column], validation_paths[start + row], value))
+    return sorted(pairs, key=lambda pair: (-pair[2], pair[1]))
 
 
-def difference_hash(path: str) -> int | None:
-    """The 64-bit dHash of an image (bit set where a pixel is brighter than its right
-    neighbour in the 9 x 8 grayscale thumbnail), or None for a flat or unreadable image."""
+def thumbnail_vector(path: str) -> np.ndarray | None:
+    """The image's 8 x 8 RGB thumbnail, each channel centred, as a unit vector (192
+    floats); None for an unreadable or flat image."""
     from PIL import Image
 
     try:
-        pixels = load_image(path, _THUMBNAIL)
+        pixels = load_image(path, _DECODE_SIZE)
     except (ImageLoadError, OSError, ValueError):
         return None
-    gray = Image.fromarray(pixels, "RGB").convert("L").resize((9, 8), Image.BOX)
-    values = np.asarray(gray, dtype=np.int16)
-    if float(values.std()) < MIN_THUMBNAIL_STD:
+    small = Image.fromarray(pixels, "RGB").resize((_THUMBNAIL, _THUMBNAIL), Image.BOX)
+    channels = np.asarray(small, dtype=np.float32).reshape(-1, 3)
+    vector = (channels - channels.mean(axis=0)).ravel()
+    norm = float(np.linalg.norm(vector))
+    if norm < MIN_THUMBNAIL_STD * np.sqrt(vector.size):
         return None
-    bits = (values[:, 1:] > values[:, :-1]).ravel()
-    return int(np.packbits(bits).view(">u8")[0])
+    return vector / norm
 
 
-def _hashes(paths: list[str]) -> tuple[list[str], np.ndarray]:
+def thumbnail_vectors(paths: list[str]) -> tuple[list[str], np.ndarray]:
+    """The readable, non-flat ``paths`` and their thumbnail vectors (N x 192, float32)."""
+    result = _thumbnails_within_budget(paths, float("inf"))
+    assert not isinstance(result, float)
+    return result
+
+
+def _thumbnails_within_budget(paths: list[str], seconds_budget: float
+                              ) -> tuple[list[str], np.ndarray] | float:
+    """Thumbnails of ``paths``; or, when the first files project a total time above
+    ``seconds_budget``, that projected time (nothing more is decoded)."""
+    started = time.monotonic()
     with ThreadPoolExecutor(max_workers=_THREADS) as pool:
-        hashes = list(pool.map(difference_hash, paths, chunksize=32))
-    kept = [(path, value) for path, value in zip(paths, hashes) if value is not None]
-    return [p for p, _ in kept], np.array([v for _, v in kept], dtype=np.uint64)
+        vectors = list(pool.map(thumbnail_vector, paths[:_PROBE_FILES]))
+        if len(paths) > _PROBE_FILES:
+            projected = (time.monotonic() - started) * len(paths) / _PROBE_FILES
+            if projected > seconds_budget:
+                return projected
+            vectors += list(pool.map(thumbnail_vector, paths[_PROBE_FILES:], chunksize=32))
+    kept = [(path, vector) for path, vector in zip(paths, vectors) if vector is not None]
+    if not kept:
+        return [], np.zeros((0, 3 * _THUMBNAIL * _THUMBNAIL), dtype=np.float32)
+    return [p for p, _ in kept], np.stack([v for _, v in kept])
 
 
-def _sizes(paths: list[str]) -> dict[int, list[str]]:
-    by_size: dict[int, list[str]] = defaultdict(list)
-    for path in paths:
-        try:
-            by_size[os.stat(path).st_size].append(path)
-        except OSError:
-            continue
-    return by_size
+def _size(path: str) -> int | None:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None
+
+
+def _head_digest(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.blake2b(handle.read(_HEAD_BYTES)).digest()
+    except OSError:
+        return None
 
 
 def _digest(path: str) -> bytes | None:

@@ -238,9 +238,13 @@ class TrainingSession:
         report = data.report()
         self.emit(report)
         self._write_data_report(data)
+        self.emit(Log("Checking the data: class balance, validation size, duplicates across "
+                      "the split ..."))
         self.diagnostics = Diagnostics(
             num_classes=len(data.classes),
-            phase_learning_rates={p: phase_learning_rate(config, p) for p in PHASES})
+            phase_learning_rates={p: phase_learning_rate(config, p) for p in PHASES},
+            config=config,
+            history=list(self.resume.history) if self.resume is not None else None)
         for hint in self.diagnostics.check_data(report, data.train_files, data.validation_files):
             self.emit(hint)
         self.emit(Log(f"{len(data.classes)} classes, {data.train_count} training and "
@@ -349,6 +353,12 @@ class TrainingSession:
                              train_count=data.train_count, best_path=self.run_dir / BEST_MODEL,
                              diagnostics=self.diagnostics)
         callbacks = self._phase_callbacks(bridge, restored)
+        if phase == "fine_tune" and _probes_gradients(config, classifier):
+            from training.gradients import GradientProbe, fixed_batch
+
+            images, labels = fixed_batch(data, self.image_size)
+            callbacks.insert(callbacks.index(bridge) + 1, GradientProbe(
+                images, labels, self.diagnostics, self.emit, backbone=classifier.backbone))
         early = next((c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)), None)
         if initial_epoch < first_epoch + epochs:
             model.fit(data.train, validation_data=data.validation, epochs=first_epoch + epochs,
@@ -454,6 +464,12 @@ class TrainingSession:
         }
         write_json_atomic(self.run_dir / "summary.json", summary)
         return summary
+
+
+def _probes_gradients(config: Config, classifier) -> bool:
+    """Gradient flow matters when many backbone layers train."""
+    layers = config.training.fine_tune_layers
+    return classifier.from_scratch or layers == "all" or layers > 50
 
 
 def _phase_epochs(config: Config, phase: str) -> int:

@@ -1,6 +1,6 @@
 """The Augmentation panel: one toggle and strength per augmentation, and a live preview.
 
-The preview decodes 12 real images of the loaded folder and passes them through the
+The preview decodes 8 real images of the loaded folder and passes them through the
 engine's own augmentation (``preview_augmentation``) off the GUI thread; a change of
 setting restarts a 300 ms debounce timer so dragging a spin box asks for one preview.
 """
@@ -32,7 +32,7 @@ STRENGTHS = (
     ("mixup", "MixUp", 1.0, 0.2), ("cutmix", "CutMix", 1.0, 1.0),
     ("randaugment", "RandAugment", 1.0, 0.5),
 )
-PREVIEW_COUNT = 12
+PREVIEW_COUNT = 8  # two rows: the toggles and the grid fit the tab at 1280x800
 PREVIEW_COLUMNS = 4
 PREVIEW_PX = 92
 PREVIEW_MAX_SIZE = 160
@@ -98,6 +98,7 @@ class AugmentationPanel(ConfigForm):
 
     def _build_toggles(self) -> None:
         form = self.group("Augmentations (training images only)", "augmentationGroup")
+        form.setVerticalSpacing(1)
         for key in ("horizontal_flip", "vertical_flip"):
             box = QCheckBox(key.replace("_", " ").capitalize())
             self.bind(f"augmentation.{key}", box)

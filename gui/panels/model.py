@@ -179,3 +179,12 @@ class ModelPanel(ConfigForm):
     def set_catalog(self, catalog: list[dict[str, Any]]) -> None:
         self.catalog = catalog
         self.table.set_catalog(catalog)
+
+    def size_problem(self, config: Config) -> str:
+        """Why the backbone cannot take the image size (the engine would refuse), or ""."""
+        entry = next((e for e in self.catalog if e.get("name") == config.model.backbone), None)
+        size = config.data.image_size
+        if entry is None or size is None or size >= int(entry.get("min_size") or 0):
+            return ""
+        return (f"`data.image_size` must be >= {entry['min_size']} for {config.model.backbone}. "
+                f"Received: data.image_size={size}. Raise the image size or pick another backbone.")

@@ -15,7 +15,7 @@ from training.config import OPTIMIZERS, SCHEDULES
 
 from gui import engine_calls
 from gui.forms import ConfigForm, combo, double, optional, scientific, spin
-from gui.plots import CompactAxis
+from gui.plots import CompactAxis, light_grid
 from gui.tasks import BackgroundTasks
 
 OPTIMIZER_LABELS = {"sgd": "SGD", "adagrad": "Adagrad", "rmsprop": "RMSprop", "adam": "Adam",
@@ -56,7 +56,7 @@ class LearningRatePlot(pg.PlotWidget):
         self.setFixedHeight(170)
         self.setLabel("bottom", "epoch")
         self.setLabel("left", "learning rate")
-        self.showGrid(x=True, y=True, alpha=0.25)
+        light_grid(self)
         self.getAxis("left").enableAutoSIPrefix(False)
         self.curve = self.plot([], [], pen=pg.mkPen("#2ca02c", width=2))
         self.marker = pg.InfiniteLine(angle=90, pen=pg.mkPen("#d62728", style=pg.QtCore.Qt.PenStyle.DashLine))

@@ -1,0 +1,124 @@
+"""One training run at a time: the worker, its QThread, a warm engine process, the deadline.
+
+``RunController`` lives in the GUI thread. It re-emits the worker's queued signals, so
+the window only ever handles them in the GUI thread, and it owns the lifetimes that are
+easy to get wrong: the QThread must end before it is dropped, a stop that hangs ends the
+child process after ``STOP_TIMEOUT_MS``, and a pre-started engine process is killed
+when the app closes.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+
+from training.api import Config
+
+from gui.worker import Runner, TrainingWorker, spawn_engine_process, start_worker
+
+STOP_TIMEOUT_MS = 60_000  # a graceful stop that takes longer than this ends the child
+
+
+def next_run_dir(runs_dir: Path, backbone: str) -> Path:
+    """``runs_dir/<YYYYmmdd-HHMMSS>-<backbone>``, with ``~2``, ``~3`` if it exists."""
+    run_dir = runs_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{backbone}"
+    base, suffix = run_dir.name, 1
+    while run_dir.exists():
+        suffix += 1
+        run_dir = run_dir.with_name(f"{base}~{suffix}")
+    return run_dir
+
+
+class RunController(QObject):
+    """Starts, stops and tracks the single training run of a window."""
+
+    event = Signal(object)      # every engine event
+    errored = Signal(str)       # the worker could not run the engine
+    finished = Signal(object)   # the run's Finished or Failed event
+    idle = Signal()             # the thread has ended; a new run may start
+    killed = Signal()           # a stop took too long and the engine process was ended
+
+    def __init__(self, *, runner: Runner | None = None, prewarm: bool = False,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.runner = runner
+        # prewarm: keep a training process that has already imported TensorFlow ready
+        # for the next Start (saves its 5-7 s import; costs ~0.5 GB while idle).
+        self.prewarm = prewarm and runner is None
+        self.warm_engine: subprocess.Popen | None = None
+        self.worker: TrainingWorker | None = None
+        self.thread: QThread | None = None
+        self.closing = False
+        self._deadline = QTimer(self, singleShot=True, interval=STOP_TIMEOUT_MS)
+        self._deadline.timeout.connect(self._on_deadline_timeout)
+
+    def is_running(self) -> bool:
+        return self.thread is not None
+
+    def stop_requested(self) -> bool:
+        return self.worker is not None and self.worker.stop_requested
+
+    def start(self, config: Config, run_dir: Path) -> None:
+        self.worker = TrainingWorker(config, run_dir, runner=self.runner, process=self._take_warm_engine())
+        self.worker.event.connect(self._on_worker_event)
+        self.worker.errored.connect(self._on_worker_errored)
+        self.worker.finished.connect(self._on_worker_finished)
+        self.thread = start_worker(self.worker)
+        self.thread.finished.connect(self._on_thread_finished)
+
+    def stop(self, *, deadline: bool = False) -> None:
+        """Asks the run to stop after its batch; ``deadline`` also arms the kill timer."""
+        if self.worker is not None:
+            self.worker.cancel()
+            if deadline:
+                self._deadline.start()
+
+    def spawn_warm_engine(self) -> None:
+        if self.prewarm and self.warm_engine is None and not self.closing:
+            self.warm_engine = spawn_engine_process()
+
+    def shutdown(self) -> None:
+        """Called when the window closes (no run in progress): ends the warm engine."""
+        self.closing = True
+        process = self._take_warm_engine()
+        if process is not None:
+            process.kill()
+            process.wait()
+
+    def _take_warm_engine(self) -> subprocess.Popen | None:
+        process, self.warm_engine = self.warm_engine, None
+        if process is not None and process.poll() is not None:
+            return None  # it died while waiting (e.g. killed): start a fresh one
+        return process
+
+    @Slot(object)
+    def _on_worker_event(self, event: object) -> None:
+        self.event.emit(event)
+
+    @Slot(str)
+    def _on_worker_errored(self, message: str) -> None:
+        self.errored.emit(message)
+
+    @Slot(object)
+    def _on_worker_finished(self, last: object) -> None:
+        self.finished.emit(last)
+
+    @Slot()
+    def _on_thread_finished(self) -> None:
+        thread, self.thread = self.thread, None
+        if thread is not None:
+            # finished() is emitted from the thread just before it ends: wait for the end,
+            # or dropping the last reference would destroy a still-running QThread.
+            thread.wait()
+        self.worker = None
+        self._deadline.stop()
+        self.spawn_warm_engine()
+        self.idle.emit()
+
+    def _on_deadline_timeout(self) -> None:
+        if self.worker is not None:
+            self.worker.kill()
+            self.killed.emit()

@@ -1,0 +1,142 @@
+"""Screenshots of the real window for the README: ``docs/screenshots/*.png``.
+
+    .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
+
+Runs the real app offscreen at 1280x800 on the built-in shapes sample, trains a small
+model with the real engine (a child process, about a minute on 2 CPU cores) and grabs
+the window with each settings tab shown. Re-run it whenever the UI changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SIZE = (1280, 800)
+MAX_BYTES = 300_000
+SHOTS = (  # file name, settings tab, output tab
+    ("training.png", "Data", "Result"),
+    ("model.png", "Model", "Hints"),
+    ("augmentation.png", "Augmentation", "Log"),
+    ("optimizer.png", "Optimizer", "Result"),
+)
+
+
+def wait(app, seconds: float, until=None) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        app.processEvents()
+        if until is not None and until():
+            return True
+        time.sleep(0.02)
+    return until is None
+
+
+def save_small(image, path: Path) -> int:
+    """PNG, palette-quantized when that is needed to stay under MAX_BYTES."""
+    from PIL import Image
+    from PySide6.QtCore import QBuffer, QIODevice
+
+    buffer = QBuffer()
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    image.save(buffer, "PNG")
+    picture = Image.open(io.BytesIO(bytes(buffer.data()))).convert("RGB")
+    picture.save(path, optimize=True)
+    if path.stat().st_size > MAX_BYTES:
+        picture.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+    return path.stat().st_size
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Screenshots of the real window.")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from gui.plots import configure_pyqtgraph
+    from gui.window import MainWindow
+    from training.api import default_config
+    from training.sample import make_shapes_dataset
+
+    app = QApplication.instance() or QApplication([])
+    configure_pyqtgraph()
+    tmp = Path(tempfile.mkdtemp(prefix="screenshots-"))
+    # Shapes whose classes also differ in hue: a small network learns them from scratch
+    # in a few CPU-seconds, so the plots show a run that works.
+    data = make_shapes_dataset(tmp / "shapes", classes=4, per_class=60, size=64, seed=3, easy=True)
+    config = default_config().with_overrides({
+        "data.dir": str(data), "model.backbone": "SmallCNN", "model.weights": "none",
+        "data.image_size": 64, "data.batch_size": 16, "training.head_epochs": 2,
+        "training.fine_tune_epochs": 10, "training.fine_tune_layers": "all",
+        "training.fine_tune_learning_rate": 1e-3, "model.batch_norm_momentum": 0.9,
+        "schedule.name": "cosine", "schedule.warmup_epochs": 1.0,
+        "augmentation.brightness": 0.1, "model.head.hidden_units": [64],
+    })
+    window = MainWindow(config, settings=QSettings(str(tmp / "ui.ini"), QSettings.Format.IniFormat))
+    window.data_panel.runs_dir_edit.setText(str(tmp / "runs"))
+    window.show()
+    window.resize(*SIZE)
+    window.after_shown()
+    ready = wait(app, 120, lambda: window.augmentation_panel.preview_count > 0
+                 and window.optimizer_panel.plan[1]
+                 and window.model_panel.table.item(1, 1).text() != "…")
+    print(f"settings ready: {ready}", flush=True)
+    done: list[object] = []
+    window.run_finished.connect(done.append)
+    window.start_training()
+    wait(app, 600, lambda: bool(done))
+    wait(app, 1.0)
+    print(f"run: {done[0] if done else 'did not finish'}", flush=True)
+    tabs = {window.settings_tabs.tabText(i): i for i in range(window.settings_tabs.count())}
+    outputs = {window.output_tabs.tabText(i): i for i in range(window.output_tabs.count())}
+    for name, settings_tab, output_tab in SHOTS:
+        window.settings_tabs.setCurrentIndex(tabs[settings_tab])
+        window.output_tabs.setCurrentIndex(outputs[output_tab])
+        wait(app, 0.3)
+        size = save_small(window.grab().toImage(), out / name)
+        print(f"{out / name}: {size // 1024} KB", flush=True)
+    # The same window after the system switched to a dark palette.
+    app.setPalette(dark_palette())
+    window.settings_tabs.setCurrentIndex(tabs["Data"])
+    window.output_tabs.setCurrentIndex(outputs["Result"])
+    wait(app, 0.5)
+    size = save_small(window.grab().toImage(), out / "dark.png")
+    print(f"{out / 'dark.png'}: {size // 1024} KB", flush=True)
+    window.close()
+    return 0
+
+
+def dark_palette():
+    from PySide6.QtGui import QColor, QPalette
+
+    palette = QPalette()
+    roles = QPalette.ColorRole
+    for role in (roles.Text, roles.ButtonText, roles.WindowText):
+        palette.setColor(QPalette.ColorGroup.Disabled, role, QColor("#7a7a7a"))
+    for role, colour in ((roles.Window, "#2b2b2b"), (roles.WindowText, "#e8e8e8"), (roles.Base, "#1e1e1e"),
+                         (roles.AlternateBase, "#2f2f2f"), (roles.Text, "#e8e8e8"), (roles.Button, "#353535"),
+                         (roles.ButtonText, "#e8e8e8"), (roles.Highlight, "#3d7ad6"),
+                         (roles.HighlightedText, "#ffffff"), (roles.ToolTipBase, "#353535"),
+                         (roles.ToolTipText, "#e8e8e8"), (roles.PlaceholderText, "#9a9a9a"),
+                         (roles.Mid, "#555555")):
+        for group in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive):
+            palette.setColor(group, role, QColor(colour))
+    return palette
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,459 @@
+"""Diagnostics on synthetic curves: each hint fires on the curve that should trigger it,
+stays silent on a healthy one, and fires once. The curves' numbers come from the real
+scenario runs (benchmarks/diagnostics_scenarios.py); no model is trained here."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from training import duplicates, hints
+from training.config import Config
+from training.diagnostics import (
+    HINT_IDS, Diagnostics, exploding_evidence, initial_loss_verdict, overfitting_evidence,
+    plateau_evidence, regularization_gap_evidence, vanishing_evidence,
+)
+from training.events import DataReport, Hint
+from training.sample import make_shapes_dataset
+
+LN3 = math.log(3)
+
+
+def make_diagnostics(config: Config | None = None, **kwargs) -> Diagnostics:
+    return Diagnostics(num_classes=3, phase_learning_rates={"head": 1e-3, "fine_tune": 1e-4},
+                       config=config, **kwargs)
+
+
+def feed_batches(diagnostics: Diagnostics, losses, *, phase: str = "head", epoch: int = 1):
+    """Feeds batch losses; returns (all hints, index of the batch that stopped or None)."""
+    found = []
+    for index, loss in enumerate(losses):
+        new, stop = diagnostics.observe_batch(phase=phase, epoch=epoch, batch=index + 1, step=index + 1,
+                                              loss=loss, accuracy=0.5, learning_rate=1e-3)
+        found += new
+        if stop:
+            return found, index
+    return found, None
+
+
+def row(epoch, phase, loss, accuracy, val_loss, val_accuracy, learning_rate=1e-3):
+    return {"epoch": epoch, "phase": phase, "loss": loss, "accuracy": accuracy, "val_loss": val_loss,
+            "val_accuracy": val_accuracy, "learning_rate": learning_rate}
+
+
+def curve(phase, values, first_epoch=1):
+    """Rows from (loss, accuracy, val_loss, val_accuracy) tuples."""
+    return [row(first_epoch + i, phase, *v) for i, v in enumerate(values)]
+
+
+def feed_epochs(diagnostics: Diagnostics, rows, batches_per_epoch: int = 14):
+    """Per epoch: the batches (at the epoch's loss), then the row. Returns (epoch, hint) pairs."""
+    fired = []
+    for r in rows:
+        feed_batches(diagnostics, [r["loss"]] * batches_per_epoch, phase=r["phase"], epoch=r["epoch"])
+        fired += [(r["epoch"], h) for h in diagnostics.observe_epoch(r)]
+    return fired
+
+
+# The healthy two-phase run of the scenarios (stand-in pretrained SmallCNN): fast learning,
+# training metrics lag the end-of-epoch validation ones, a fresh optimizer at epoch 4.
+HEALTHY_TRANSFER = curve("head", [(1.924, 0.273, 1.441, 0.370), (1.098, 0.546, 0.645, 0.667),
+                                  (0.544, 0.787, 0.288, 1.0)]) + curve(
+    "fine_tune", [(0.226, 0.972, 0.078, 1.0), (0.073, 1.0, 0.027, 1.0), (0.031, 1.0, 0.013, 1.0)], 4)
+# From scratch, 3e-3: near-perfect after one epoch, then tiny wobbles of a tiny val loss.
+HEALTHY_SCRATCH = curve("fine_tune", [(0.219, 0.921, 0.012, 1.0), (0.045, 1.0, 0.004, 1.0),
+                                      (0.032, 1.0, 0.006, 1.0), (0.031, 0.995, 0.009, 1.0),
+                                      (0.020, 1.0, 0.005, 1.0)])
+
+
+# -- lr_too_high --------------------------------------------------------------------------------
+def test_non_finite_loss_stops_at_once_with_a_valid_fix():
+    diagnostics = make_diagnostics()
+    found, stopped = feed_batches(diagnostics, [1.1, 1.0, float("nan")])
+    assert stopped == 2
+    assert [h.id for h in found] == ["lr_too_high"] and found[0].severity == "error"
+    assert found[0].fixes == [{"optimizer.learning_rate": 1e-4}]
+
+
+def test_loss_three_times_its_start_stops_the_run_once():
+    diagnostics = make_diagnostics()
+    # lr_far_too_high scenario: 1.085 before any update, then 505, 312, ...
+    found, stopped = feed_batches(diagnostics, [1.085, 505.4, 312.6, 88.3])
+    assert stopped == 2 and [h.id for h in found] == ["lr_too_high"]
+    assert found[0].evidence["reference_loss"] == pytest.approx(LN3, abs=1e-3)
+    again, stopped_again = feed_batches(diagnostics, [400.0, 400.0, 400.0], epoch=2)
+    assert stopped_again is not None and again == []  # stops again, but the hint fired once
+
+
+def test_noisy_batches_and_a_single_spike_do_not_stop():
+    diagnostics = make_diagnostics()
+    # healthy_transfer's first batches swing 1.4-2.8 around a 1.8 start; one spike of 6.
+    losses = [1.78, 1.85, 2.21, 2.73, 2.30, 1.42, 2.77, 1.84, 6.0, 1.2, 1.1, 0.9]
+    found, stopped = feed_batches(diagnostics, losses)
+    assert stopped is None and found == []
+
+
+def test_fine_tune_start_is_measured_against_ln_c_not_a_tiny_loss():
+    diagnostics = make_diagnostics()
+    feed_batches(diagnostics, [1.1, 0.5, 0.2, 0.1, 0.05])
+    # A fresh optimizer jolts a 0.02 loss to 0.6: 30x the phase's start, but far below ln(C).
+    found, stopped = feed_batches(diagnostics, [0.02, 0.6, 0.6, 0.5, 0.3], phase="fine_tune", epoch=2)
+    assert stopped is None and found == []
+    found, stopped = feed_batches(diagnostics, [4.0, 4.0, 4.0], phase="fine_tune", epoch=2)
+    assert stopped is not None and found[0].fixes == [{"training.fine_tune_learning_rate": 1e-5}]
+
+
+def test_balanced_class_weights_widen_the_divergence_limit():
+    config = Config().with_overrides({"data.class_weight": "balanced"})
+    diagnostics = make_diagnostics(config)
+    report = DataReport(root="x", classes=["a", "b", "c"], train_counts={"a": 80, "b": 10, "c": 10},
+                        validation_counts={"a": 20, "b": 20, "c": 20})
+    diagnostics.check_data(report, [], [])
+    # Weights 0.42 / 3.33 / 3.33: a batch of rare classes legitimately scores ~3.3 x ln(C).
+    found, stopped = feed_batches(diagnostics, [1.1, 3.6, 3.7, 3.6, 3.5])
+    assert stopped is None and not [h for h in found if h.id == "lr_too_high"]
+
+
+def test_batch_state_stays_bounded():
+    diagnostics = make_diagnostics()
+    rng = np.random.default_rng(0)
+    feed_batches(diagnostics, list(1.0 + 0.1 * rng.standard_normal(20_000)))
+    trace = diagnostics.traces["head"]
+    assert trace.batches == 20_000 and len(trace.recent) <= 3
+
+
+# -- initial_loss_off -----------------------------------------------------------------------------
+def test_initial_loss_far_above_ln_c_fires_once():
+    diagnostics = make_diagnostics()
+    found, _ = feed_batches(diagnostics, [4.2, 4.0, 4.4, 3.9, 4.1, 3.0, 2.0])
+    assert [h.id for h in found] == ["initial_loss_off"]
+    assert found[0].evidence["expected"] == pytest.approx(LN3, abs=1e-3)
+    assert found[0].fixes == [{"schedule.warmup_epochs": 1.0}]
+    found, _ = feed_batches(diagnostics, [4.2] * 5, phase="fine_tune", epoch=2)
+    assert not [h for h in found if h.id == "initial_loss_off"]
+
+
+def test_initial_loss_far_below_ln_c_fires():
+    found, _ = feed_batches(make_diagnostics(), [0.3, 0.2, 0.25, 0.2, 0.1])
+    assert [h.id for h in found] == ["initial_loss_off"] and "below" in found[0].title
+
+
+@pytest.mark.parametrize("losses", [
+    [1.085, 0.41, 0.36, 0.15, 0.19],   # healthy from scratch: learns from the 2nd batch on
+    [1.78, 1.85, 2.21, 2.73, 2.30],    # stand-in pretrained backbone (+0.7 / +1.1 nats)
+    [2.15, 2.73, 3.43, 3.17, 2.42],    # dropout 0.8 and heavy augmentation (+1.05 / +1.7)
+    [1.09, 5.0, 5.0, 5.0, 5.0],        # a rate too high moves the loss, not the init
+])
+def test_initial_loss_in_the_healthy_range_is_silent(losses):
+    found, _ = feed_batches(make_diagnostics(), losses)
+    assert not [h for h in found if h.id == "initial_loss_off"]
+
+
+def test_initial_loss_check_is_skipped_when_resuming():
+    resumed = make_diagnostics(history=HEALTHY_TRANSFER[:2])
+    found, _ = feed_batches(resumed, [4.5] * 5)
+    assert found == []
+
+
+def test_initial_loss_verdict_needs_both_first_batch_and_mean():
+    assert initial_loss_verdict(4.0, 4.0, 3) == "high"
+    assert initial_loss_verdict(1.1, 4.0, 3) is None
+    assert initial_loss_verdict(0.2, 0.2, 3) == "low"
+    assert initial_loss_verdict(float("nan"), 1.0, 3) is None
+
+
+# -- lr_too_low -----------------------------------------------------------------------------------
+LR_FAR_TOO_LOW = curve("head", [(2.45, 0.28, 2.497, 0.30), (2.43, 0.28, 2.496, 0.30),
+                                (2.46, 0.29, 2.495, 0.30), (2.44, 0.26, 2.494, 0.30)])
+
+
+def test_flat_losses_near_chance_fire_lr_too_low_once():
+    fired = feed_epochs(make_diagnostics(), LR_FAR_TOO_LOW)
+    assert [(e, h.id) for e, h in fired] == [(3, "lr_too_low")]
+    assert fired[0][1].fixes == [{"optimizer.learning_rate": 0.01}]
+
+
+@pytest.mark.parametrize("rows", [HEALTHY_TRANSFER, HEALTHY_SCRATCH])
+def test_healthy_runs_raise_no_warning(rows):
+    fired = feed_epochs(make_diagnostics(), rows)
+    assert [h.id for _, h in fired if h.severity != "info"] == []
+
+
+def test_flat_fine_tuning_of_a_good_model_is_not_lr_too_low():
+    # Converged in the head phase; fine-tuning at a tenth of the rate barely moves: fine.
+    rows = HEALTHY_TRANSFER[:3] + curve("fine_tune", [(0.30, 0.95, 0.25, 1.0)] * 4, 4)
+    fired = feed_epochs(make_diagnostics(), rows)
+    assert "lr_too_low" not in [h.id for _, h in fired]
+
+
+def test_lr_too_low_waits_out_a_warm_up():
+    config = Config().with_overrides({"schedule.warmup_epochs": 2.0})
+    fired = feed_epochs(make_diagnostics(config), LR_FAR_TOO_LOW + curve("head", [(2.44, 0.26, 2.494, 0.3)], 5))
+    assert [(e, h.id) for e, h in fired] == [(5, "lr_too_low")]
+
+
+def test_lr_too_low_needs_enough_steps():
+    fired = feed_epochs(make_diagnostics(), LR_FAR_TOO_LOW, batches_per_epoch=2)
+    assert fired == []
+
+
+# -- overfitting ----------------------------------------------------------------------------------
+# tiny_data_no_regularization: 8 images a class, no augmentation, no dropout.
+TINY_DATA = curve("fine_tune", [(1.305, 0.167, 1.204, 0.333), (0.609, 0.75, 1.419, 0.45),
+                                (0.597, 0.792, 1.503, 0.467), (0.416, 0.833, 1.175, 0.533),
+                                (0.294, 0.917, 1.459, 0.483), (0.190, 0.958, 1.805, 0.5),
+                                (0.123, 0.958, 1.785, 0.5), (0.236, 0.875, 1.537, 0.483)])
+
+
+def test_validation_loss_rising_fires_overfitting_once():
+    fired = feed_epochs(make_diagnostics(), TINY_DATA)
+    assert [(e, h.id) for e, h in fired] == [(6, "overfitting")]
+    hint = fired[0][1]
+    assert hint.evidence["best_epoch"] == 4
+    assert {"training.early_stopping.patience": 3} in hint.fixes
+
+
+def test_rising_validation_loss_alone_is_detected():
+    rows = curve("head", [(1.0, 0.6, 0.9, 0.6), (0.7, 0.7, 0.7, 0.7), (0.5, 0.8, 0.9, 0.68),
+                          (0.4, 0.85, 1.0, 0.69)])
+    evidence = overfitting_evidence(rows)
+    assert evidence is not None and evidence["kind"] == "val_loss_rising"
+
+
+def test_fine_tune_jolt_is_not_overfitting():
+    # The fresh optimizer of the fine-tuning phase makes validation loss jump for an epoch.
+    rows = curve("head", [(1.2, 0.5, 0.9, 0.6), (0.8, 0.7, 0.6, 0.8), (0.6, 0.8, 0.5, 0.85)]) + curve(
+        "fine_tune", [(0.5, 0.82, 0.9, 0.7), (0.45, 0.85, 0.48, 0.86)], 4)
+    assert overfitting_evidence(rows) is None
+    assert feed_epochs(make_diagnostics(), rows) == []
+
+
+def test_tiny_validation_losses_wobbling_are_not_overfitting():
+    # 0.004 -> 0.009 is +125 % but 0.005 nats: noise.
+    assert overfitting_evidence(HEALTHY_SCRATCH) is None
+
+
+# -- too_much_regularization ---------------------------------------------------------------------
+HEAVY_REGULARIZATION = curve("head", [(2.728, 0.306, 2.133, 0.037), (2.601, 0.315, 1.676, 0.296),
+                                      (2.411, 0.380, 1.331, 0.667), (2.055, 0.426, 1.098, 0.741),
+                                      (1.966, 0.5, 0.984, 1.0), (1.738, 0.569, 0.935, 1.0)])
+
+
+def test_training_loss_far_above_validation_fires_too_much_regularization():
+    config = Config().with_overrides({"model.head.dropout": 0.8, "regularization.l2": 0.05,
+                                      "augmentation.zoom": 0.5})
+    fired = feed_epochs(make_diagnostics(config), HEAVY_REGULARIZATION)
+    assert [(e, h.id) for e, h in fired] == [(3, "too_much_regularization")]
+    fixes = fired[0][1].fixes
+    assert fixes[0] == {"model.head.dropout": 0.2, "regularization.l2": 1e-4, "augmentation.zoom": 0.1}
+
+
+def test_epoch_lag_of_fast_learning_is_not_too_much_regularization():
+    # healthy_transfer: train 1.098 vs val 0.645 at epoch 2 looks like a gap, but against
+    # the mid-epoch validation loss it is 0.05 nats.
+    assert regularization_gap_evidence(HEALTHY_TRANSFER[:3], 3) is None
+
+
+def test_mixup_targets_entropy_is_not_counted_as_underfitting():
+    # A healthy mixup run: the mixed targets keep the training loss ~0.15 nats up (C = 3).
+    rows = curve("head", [(0.9, 0.6, 0.5, 0.85), (0.5, 0.75, 0.2, 0.95), (0.42, 0.8, 0.08, 1.0),
+                          (0.38, 0.8, 0.05, 1.0)])
+    assert regularization_gap_evidence(rows, 3) is not None  # without the floor: a false alarm
+    config = Config().with_overrides({"augmentation.mixup": 0.4})
+    fired = feed_epochs(make_diagnostics(config), rows)
+    assert "too_much_regularization" not in [h.id for _, h in fired]
+
+
+def test_balanced_class_weights_skip_the_regularization_gap():
+    config = Config().with_overrides({"data.class_weight": "balanced"})
+    fired = feed_epochs(make_diagnostics(config), HEAVY_REGULARIZATION)
+    assert "too_much_regularization" not in [h.id for _, h in fired]
+
+
+# -- val_stuck_at_chance, plateau -------------------------------------------------------------------
+def test_validation_at_chance_while_training_learns():
+    # batch_norm_mismatch scenario: MobileNetV2 from scratch at 32 px.
+    rows = curve("fine_tune", [(1.477, 0.509, 1.127, 0.333), (1.020, 0.597, 1.181, 0.333),
+                               (0.924, 0.662, 1.104, 0.333), (0.791, 0.671, 1.691, 0.333)])
+    config = Config().with_overrides({"model.weights": "none", "model.batch_norm_momentum": 0.99})
+    fired = feed_epochs(make_diagnostics(config), rows)
+    assert [(e, h.id) for e, h in fired] == [(4, "val_stuck_at_chance")]
+    assert fired[0][1].fixes == [{"model.batch_norm_momentum": 0.9}]
+
+
+def test_plateau_is_phase_relative_and_informational():
+    flat = [(0.5, 0.8, 0.40, 0.85)] + [(0.45, 0.82, 0.41, 0.85)] * 4
+    fired = feed_epochs(make_diagnostics(), curve("head", flat))
+    assert [(e, h.id, h.severity) for e, h in fired] == [(5, "plateau", "info")]
+    # The same epochs split over two phases: neither phase has 4 stale epochs.
+    split = curve("head", flat[:3]) + curve("fine_tune", flat[3:], 4)
+    assert plateau_evidence(split) is None
+    config = Config().with_overrides({"training.early_stopping.patience": 2})
+    assert feed_epochs(make_diagnostics(config), curve("head", flat)) == []
+
+
+# -- data ---------------------------------------------------------------------------------------
+def report(train, validation) -> DataReport:
+    return DataReport(root="x", classes=list(train), train_counts=train, validation_counts=validation)
+
+
+def test_class_imbalance_fires_from_a_ratio_of_three():
+    diagnostics = make_diagnostics()
+    found = diagnostics.check_data(report({"a": 90, "b": 30, "c": 40}, {"a": 20, "b": 20, "c": 20}), [], [])
+    assert [h.id for h in found] == ["class_imbalance"]
+    assert found[0].fixes == [{"data.class_weight": "balanced"}]
+    assert diagnostics.check_data(report({"a": 90, "b": 30, "c": 40}, {"a": 20, "b": 20, "c": 20}), [], []) == []
+    assert make_diagnostics().check_data(report({"a": 87, "b": 30}, {"a": 30, "b": 30}), [], []) == []
+    balanced = make_diagnostics(Config().with_overrides({"data.class_weight": "balanced"}))
+    found = balanced.check_data(report({"a": 90, "b": 10}, {"a": 30, "b": 30}), [], [])
+    assert found[0].severity == "info" and found[0].fixes == []
+
+
+def test_val_too_small_counts_images_and_classes():
+    assert make_diagnostics().check_data(report({"a": 100, "b": 100}, {"a": 25, "b": 25}), [], []) == []
+    found = make_diagnostics().check_data(report({"a": 100, "b": 100}, {"a": 25, "b": 24}), [], [])
+    assert [h.id for h in found] == ["val_too_small"]
+    assert found[0].evidence["points_per_image"] == pytest.approx(100 / 49, abs=0.01)
+    found = make_diagnostics().check_data(report({"a": 200, "b": 20}, {"a": 60, "b": 4}), [], [])
+    assert [h.id for h in found] == ["class_imbalance", "val_too_small"]
+    assert found[1].fixes == [{"data.validation_split": 0.25}]  # 24 images of "b" -> 6
+
+
+def shapes(tmp_path, name, size=64, **kwargs):
+    return make_shapes_dataset(tmp_path / name, classes=2, per_class=12, size=size, easy=True, **kwargs)
+
+
+def files_of(root):
+    return sorted(str(p) for p in root.rglob("*.png")) + sorted(str(p) for p in root.rglob("*.jpg"))
+
+
+def test_data_leakage_finds_exact_and_resaved_copies(tmp_path):
+    train = shapes(tmp_path, "train", seed=1)
+    validation = shapes(tmp_path, "validation", seed=2)
+    source = sorted((train / "circle").iterdir())
+    shutil.copy(source[0], validation / "circle" / "copy.png")
+    buffer = io.BytesIO()
+    Image.open(source[1]).convert("RGB").save(buffer, "JPEG", quality=80)
+    (validation / "circle" / "resaved.jpg").write_bytes(buffer.getvalue())
+    Image.open(source[2]).resize((32, 32)).save(validation / "circle" / "smaller.png")
+    found = make_diagnostics().check_data(report({"a": 24}, {"a": 27}), files_of(train), files_of(validation))
+    leak = next(h for h in found if h.id == "data_leakage")
+    assert leak.evidence["exact"] == 1 and leak.evidence["near"] == 2
+    pairs = {(p["train"], p["validation"].rsplit("/", 1)[-1]) for p in leak.evidence["pairs"]}
+    assert pairs == {(str(source[0]), "copy.png"), (str(source[1]), "resaved.jpg"),
+                     (str(source[2]), "smaller.png")}
+
+
+def test_no_leakage_between_different_images(tmp_path):
+    train, validation = shapes(tmp_path, "train", seed=1), shapes(tmp_path, "validation", seed=2)
+    found = make_diagnostics().check_data(report({"a": 24}, {"a": 24}), files_of(train), files_of(validation))
+    assert [h.id for h in found] == ["val_too_small"]
+
+
+def test_near_duplicate_check_is_skipped_beyond_its_time_budget(tmp_path, monkeypatch):
+    train = shapes(tmp_path, "train", seed=1)
+    validation = shapes(tmp_path, "validation", seed=2)
+    shutil.copy(sorted((train / "circle").iterdir())[0], validation / "circle" / "copy.png")
+    monkeypatch.setattr(duplicates, "_PROBE_FILES", 4)
+    monkeypatch.setattr(duplicates, "NEAR_DUPLICATE_SECONDS_BUDGET", 0.0)
+    found = make_diagnostics().check_data(report({"a": 100}, {"a": 100}), files_of(train), files_of(validation))
+    assert [h.id for h in found] == ["duplicate_check_skipped", "data_leakage"]
+    assert found[1].evidence["exact"] == 1  # byte-identical copies are still found
+
+
+def test_flat_images_are_not_near_duplicates_of_each_other(tmp_path):
+    for name, colour in (("red", (200, 0, 0)), ("blue", (0, 0, 200))):
+        Image.new("RGB", (64, 64), colour).save(tmp_path / f"{name}.png")
+    assert duplicates.near_duplicates([str(tmp_path / "red.png")], [str(tmp_path / "blue.png")]) == []
+
+
+# -- gradients ------------------------------------------------------------------------------------
+def test_gradient_checks():
+    healthy = {"total": 0.08, "backbone_bottom": 6e-4, "backbone_middle": 1.6e-4,
+               "backbone_top": 8.6e-5, "head": 3e-3}
+    assert vanishing_evidence(healthy) is None and exploding_evidence(healthy, healthy) is None
+    vanishing = dict(healthy, backbone_bottom=1e-8)
+    assert vanishing_evidence(vanishing)["group"] == "backbone_bottom"
+    assert exploding_evidence({"total": float("nan")}, None)["kind"] == "non_finite"
+    assert exploding_evidence({"total": 112.0}, {"total": 2.72}) is None  # VGG16 from scratch, learned
+    assert exploding_evidence({"total": 500.0}, {"total": 2.0})["growth"] == 250.0
+
+
+def test_gradient_hints_fire_once_per_run():
+    diagnostics = make_diagnostics(Config().with_overrides({"training.fine_tune_layers": "all"}))
+    feed_batches(diagnostics, [1.1] * 5, phase="fine_tune")
+    norms = {"total": 1.0, "backbone_bottom": 1e-9, "backbone_top": 1e-4, "head": 1e-3}
+    assert [h.id for h in diagnostics.observe_gradients(1, norms)] == ["vanishing_gradients"]
+    assert diagnostics.observe_gradients(2, norms) == []
+    found = diagnostics.observe_gradients(3, dict(norms, total=1000.0))
+    assert [h.id for h in found] == ["exploding_gradients"]
+    assert found[0].fixes == [{"optimizer.clipnorm": 1.0}, {"training.fine_tune_learning_rate": 1e-5}]
+
+
+# -- every fix is a valid config change -------------------------------------------------------------
+HEAVY = Config().with_overrides({
+    "model.head.dropout": 0.9, "regularization.l2": 0.5, "regularization.l1": 0.01,
+    "regularization.label_smoothing": 0.4, "augmentation.mixup": 0.8, "augmentation.cutmix": 0.5,
+    "augmentation.cutout": 0.4, "augmentation.randaugment": 0.9, "augmentation.gaussian_noise": 0.4,
+    "augmentation.rotation": 0.5, "augmentation.zoom": 0.8, "augmentation.translation": 0.5,
+    "augmentation.random_crop": 0.5, "augmentation.brightness": 0.9, "augmentation.contrast": 0.9,
+    "augmentation.saturation": 0.9, "augmentation.hue": 0.4})
+BARE = Config().with_overrides({"model.head.dropout": 0.0, "augmentation.horizontal_flip": False,
+                                "augmentation.rotation": 0.0, "augmentation.zoom": 0.0,
+                                "augmentation.translation": 0.0, "model.weights": "none",
+                                "model.batch_norm_momentum": 0.999,
+                                "training.fine_tune_layers": "all"})
+
+
+def every_hint(config: Config | None) -> list[Hint]:
+    """Each builder once, on the evidence of the synthetic curves above."""
+    from training.diagnostics import (
+        lr_too_low_evidence, lr_too_high_hint, stuck_at_chance_evidence,
+    )
+
+    context = {"phase": "head", "learning_rate": 1e-3, "config": config}
+    built = [
+        lr_too_high_hint("head", 1, 3, 273.0, 3.0, reason="test"),
+        lr_too_high_hint("fine_tune", 1, 3, 273.0, 1e-5, reason="test"),
+        hints.initial_loss_off("high", 4.0, 4.0, 3, batches=5, config=config),
+        hints.initial_loss_off("low", 0.2, 0.2, 3, batches=5, config=config),
+        hints.lr_too_low(lr_too_low_evidence(LR_FAR_TOO_LOW, 3), context),
+        hints.lr_too_low(lr_too_low_evidence(LR_FAR_TOO_LOW, 3), dict(context, learning_rate=5.0)),
+        hints.overfitting(overfitting_evidence(TINY_DATA), config),
+        hints.too_much_regularization(regularization_gap_evidence(HEAVY_REGULARIZATION, 3), config),
+        hints.val_stuck_at_chance(stuck_at_chance_evidence(
+            curve("head", [(1.0, 0.7, 1.1, 0.33)] * 3), 1 / 3), config),
+        hints.plateau(plateau_evidence(curve("head", [(0.5, 0.8, 0.4, 0.85)] * 6)), config),
+        hints.class_imbalance({"a": 90, "b": 10}, False),
+        hints.val_too_small({"a": 100, "b": 100}, {"a": 10, "b": 10}, config),
+        hints.exploding_gradients({"kind": "growth", "total_norm": 500.0, "previous_total_norm": 2.0,
+                                   "growth": 250.0, "epoch": 3}, "head", context),
+        hints.vanishing_gradients({"group": "backbone_bottom", "ratio": 1e-6, "epoch": 2}, config),
+    ]
+    return [h for h in built if h is not None]
+
+
+@pytest.mark.parametrize("config", [None, HEAVY, BARE], ids=["defaults", "heavy", "bare"])
+def test_every_fix_is_accepted_by_the_config(config):
+    built = every_hint(config)
+    assert len(built) >= 13
+    for hint in built:
+        assert hint.id in HINT_IDS, hint.id
+        json.dumps(hint.to_dict())  # plain values only: it crosses processes and lands in events.jsonl
+        for fix in hint.fixes:
+            Config().with_overrides(fix)
+            (config or Config()).with_overrides(fix)
+
+
+def test_fixes_the_run_config_refuses_are_dropped():
+    # A floor above the suggested rate would make the lower rate invalid for this config.
+    config = Config().with_overrides({"optimizer.learning_rate": 1e-3, "schedule.min_learning_rate": 5e-4})
+    diagnostics = make_diagnostics(config)
+    found, _ = feed_batches(diagnostics, [1.1, 1.0, float("inf")])
+    assert found[0].id == "lr_too_high" and found[0].fixes == []

@@ -1,0 +1,109 @@
+"""The scenario suite: real short runs through ``run_training`` on small synthetic data.
+
+Each broken run raises the hint it is built for; the healthy runs raise no warning or
+error. The scenarios are defined once, in ``benchmarks/diagnostics_scenarios.py``, which
+also prints the numbers behind every threshold. The slow one (MobileNetV2 from scratch,
+~40 s) runs only there.
+
+Also here: the gradient probe on a real model, because it needs Keras.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from benchmarks.diagnostics_scenarios import SCENARIOS, Workspace, run_scenario
+from training.config import Config
+from training.diagnostics import Diagnostics
+from training.gradients import GradientProbe
+
+FAST = [name for name, scenario in SCENARIOS.items() if not scenario.slow]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Workspace:
+    return Workspace(tmp_path_factory.mktemp("scenarios"))
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_scenario_raises_its_hint_and_only_valid_fixes(name, workspace):
+    scenario = SCENARIOS[name]
+    result = run_scenario(name, workspace)
+    assert not result.error, result.error
+    fired = result.hint_ids
+    assert len(fired) == len(set(fired)), f"a hint fired twice: {fired}"
+    if scenario.expected:
+        assert set(scenario.expected) <= set(fired), f"{name}: expected {scenario.expected}, got {fired}"
+    else:
+        assert result.alarms == [], f"{name} is healthy but raised {[h.id for h in result.alarms]}"
+        assert result.stop_reason == "completed"
+    if name == "lr_far_too_high":  # stopped within a few batches, before any epoch counted
+        assert result.stop_reason == "diverged" and result.history == []
+        hint = next(h for h in result.hints if h.id == "lr_too_high")
+        assert hint.evidence["epoch"] == 1 and hint.evidence["batch"] <= 5
+        assert hint.fixes == [{"training.fine_tune_learning_rate": 0.3}]
+    config = scenario.build(workspace)
+    for hint in result.hints:
+        for fix in hint.fixes:
+            Config().with_overrides(fix)
+            config.with_overrides(fix)
+
+
+# -- the gradient probe ---------------------------------------------------------------------
+def _classifier(seed: int = 3):
+    from models.classifier import build_classifier, unfreeze_top_layers
+
+    config = Config().with_overrides({"model.backbone": "SmallCNN", "model.weights": "none",
+                                      "model.head.dropout": 0.3})
+    keras.utils.set_random_seed(seed)
+    classifier = build_classifier(config.model, config.regularization, image_size=32, num_classes=3, seed=seed)
+    unfreeze_top_layers(classifier.backbone, "all", train_batch_norm=True)
+    classifier.model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=keras.losses.CategoricalCrossentropy(),
+                             metrics=["accuracy"])
+    return classifier
+
+
+def _data(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, 48)
+    images = rng.uniform(0, 60, (48, 32, 32, 3)).astype(np.float32)
+    images[np.arange(48), :, :, labels] += 150  # the class is the dominant colour
+    return images, np.eye(3, dtype=np.float32)[labels]
+
+
+def test_gradient_probe_reports_groups_and_never_changes_the_run():
+    images, labels = _data()
+    events = []
+    probed = _classifier()
+    probe = GradientProbe(images[:16], labels[:16], Diagnostics(num_classes=3, phase_learning_rates={}),
+                          events.append, backbone=probed.backbone)
+    keras.utils.set_random_seed(7)
+    probed.model.fit(images, labels, batch_size=16, epochs=2, shuffle=False, verbose=0, callbacks=[probe])
+
+    plain = _classifier()
+    keras.utils.set_random_seed(7)
+    plain.model.fit(images, labels, batch_size=16, epochs=2, shuffle=False, verbose=0)
+
+    assert len(probe.history) == 2
+    norms = probe.history[0]
+    assert set(norms) == {"total", "backbone_bottom", "backbone_middle", "backbone_top", "head"}
+    assert all(np.isfinite(v) and v > 0 for v in norms.values())
+    assert events == []  # a healthy model: nothing to say
+    # Same weights, BatchNorm statistics and dropout seeds as without the probe.
+    for a, b in zip(probed.model.variables, plain.model.variables):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6, err_msg=a.path)
+
+
+def test_gradient_probe_of_a_frozen_backbone_measures_the_head_only():
+    from models.classifier import freeze_backbone
+
+    classifier = _classifier()
+    freeze_backbone(classifier.backbone)
+    classifier.model.compile(optimizer="adam", loss=keras.losses.CategoricalCrossentropy())
+    images, labels = _data()
+    probe = GradientProbe(images[:8], labels[:8], Diagnostics(num_classes=3, phase_learning_rates={}),
+                          lambda e: None, backbone=classifier.backbone)
+    probe.set_model(classifier.model)
+    assert set(probe.measure()) == {"total", "head"}
