@@ -19,7 +19,7 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         data = {"type": self.type}
-        data.update({k: _jsonable(v) for k, v in dataclasses.asdict(self).items()})
+        data.update({k: to_jsonable(v) for k, v in dataclasses.asdict(self).items()})
         return data
 
 
@@ -149,12 +149,12 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def _jsonable(value: Any) -> Any:
+def to_jsonable(value: Any) -> Any:
     # JSON has no NaN or infinity; None keeps a line parseable by every JSON reader.
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [to_jsonable(v) for v in value]
     return value

@@ -23,6 +23,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from training.events import to_jsonable
 from training.rundir import atomic_path, write_json_atomic
 
 CHECKPOINT_DIR = "checkpoint"
@@ -54,7 +55,7 @@ def save_checkpoint(run_dir: Path, model: keras.Model, state: ResumeState) -> No
     state.seed_states = [[int(x) for x in np.asarray(v.numpy())] for v in _seed_variables(model)]
     with atomic_path(folder / state.weights_file, suffix=".weights.h5") as tmp:
         model.save_weights(tmp)
-    write_json_atomic(folder / STATE_FILE, _jsonable(asdict(state)))
+    write_json_atomic(folder / STATE_FILE, to_jsonable(asdict(state)))
     for old in folder.glob("epoch-*.weights.h5"):
         if old.name != state.weights_file:
             old.unlink(missing_ok=True)
@@ -84,55 +85,38 @@ def restore_checkpoint(run_dir: Path, model: keras.Model, state: ResumeState) ->
         variable.assign(np.asarray(value, dtype=variable.dtype))
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    return value
+class _CountersSurviveResume:
+    """Mixin for Keras callbacks: ``counters`` and ``best`` are restored after
+    ``on_train_begin`` (which resets them) and reported by ``snapshot``."""
+
+    counters: tuple[str, ...] = ("wait",)
+
+    def __init__(self, restored: dict[str, Any] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.restored = restored or {}
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        for name in self.counters:
+            if name in self.restored:
+                setattr(self, name, int(self.restored[name]))
+        if self.restored.get("best") is not None:
+            self.best = float(self.restored["best"])
+
+    def snapshot(self) -> dict[str, Any]:
+        data: dict[str, Any] = {name: int(getattr(self, name)) for name in self.counters}
+        data["best"] = None if self.best is None else float(self.best)
+        return data
 
 
-class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+class ResumableEarlyStopping(_CountersSurviveResume, keras.callbacks.EarlyStopping):
     """EarlyStopping whose patience counter and best score survive a resume."""
 
-    def __init__(self, restored: dict[str, Any] | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.restored = restored or {}
 
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        if self.restored:
-            self.wait = int(self.restored.get("wait", 0))
-            best = self.restored.get("best")
-            if best is not None:
-                self.best = float(best)
-
-    def snapshot(self) -> dict[str, Any]:
-        best = None if self.best is None else float(self.best)
-        return {"wait": int(self.wait), "best": best}
-
-
-class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
+class ResumableReduceLROnPlateau(_CountersSurviveResume, keras.callbacks.ReduceLROnPlateau):
     """ReduceLROnPlateau whose counters survive a resume (the rate is optimizer state)."""
 
-    def __init__(self, restored: dict[str, Any] | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.restored = restored or {}
-
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        if self.restored:
-            self.wait = int(self.restored.get("wait", 0))
-            self.cooldown_counter = int(self.restored.get("cooldown_counter", 0))
-            best = self.restored.get("best")
-            if best is not None:
-                self.best = float(best)
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"wait": int(self.wait), "cooldown_counter": int(self.cooldown_counter),
-                "best": float(self.best)}
+    counters = ("wait", "cooldown_counter")
 
 
 class ResumeCheckpoint(keras.callbacks.Callback):
