@@ -5,8 +5,9 @@
 Every scenario is a real ``run_training`` on small synthetic images (SmallCNN, 32 px, a
 few epochs): a learning rate far too high or far too low, tiny data with no
 regularization, heavy regularization on a small frozen model, a tiny validation set,
-imbalanced classes, duplicates across the split, validation stuck at chance, and healthy
-runs. It prints a markdown table scenario x hint, then the numbers behind the thresholds
+imbalanced classes, duplicates across the split, validation stuck at chance, a rate just
+below divergence (oscillating), a frozen random backbone (underfitting), a run stopped too
+soon, and healthy runs. It prints a markdown table scenario x hint, then the numbers behind the thresholds
 (``Diagnostics.statistics``), and writes both to
 ``benchmarks/results/diagnostics_scenarios.md``. ``tests/test_diagnostics_scenarios.py``
 runs the same scenarios and asserts that each broken run raises its hint and the healthy
@@ -198,6 +199,25 @@ def _copy_into_validation(train: Path, validation: Path) -> None:
             (validation / folder.name / f"resaved_{source.stem}.jpg").write_bytes(buffer.getvalue())
 
 
+def _sgd_near_divergence(ws: Workspace) -> Config:
+    # SGD with momentum 0.9 and batches of 4: 0.1 diverges within the first epoch, 0.05
+    # bounces (the loss swings by 0.6 ln C from batch to batch) and still gets there.
+    return config_for(ws.main(), **_scratch(**{"optimizer.name": "sgd", "data.batch_size": 4,
+                                               "training.fine_tune_epochs": 2,
+                                               "training.fine_tune_learning_rate": 0.05}))
+
+
+def _frozen_random_backbone(ws: Workspace) -> Config:
+    # A linear head on random, frozen SmallCNN features: it can only learn so much.
+    return config_for(ws.main(), **{"training.head_epochs": 5, "training.fine_tune_epochs": 0,
+                                    "optimizer.learning_rate": 0.003})
+
+
+def _stopped_too_soon(ws: Workspace) -> Config:
+    return config_for(ws.main(), **_scratch(**{"training.fine_tune_epochs": 3,
+                                               "training.fine_tune_learning_rate": 1e-4}))
+
+
 def _batch_norm_mismatch(ws: Workspace) -> Config:
     # FIELD_NOTES: a keras.applications backbone trained from scratch at a tiny size learns
     # in training mode while validation (BatchNorm in inference mode) stays at chance.
@@ -226,6 +246,12 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              _imbalanced_classes),
     Scenario("duplicates_across_split", "validation folder holds 6 copies and 6 JPEG re-saves of "
              "training images", ("data_leakage",), _duplicates_across_split),
+    Scenario("sgd_near_divergence", "from scratch, SGD (momentum 0.9) at 0.05, batches of 4",
+             ("oscillating",), _sgd_near_divergence),
+    Scenario("frozen_random_backbone", "linear head on a frozen, randomly initialized SmallCNN, 5 epochs",
+             ("underfitting",), _frozen_random_backbone),
+    Scenario("stopped_too_soon", "healthy from scratch but at 1e-4 for only 3 epochs",
+             ("not_converged",), _stopped_too_soon),
     Scenario("batch_norm_mismatch", "MobileNetV2 from scratch at 32 px (BatchNorm statistics)",
              ("val_stuck_at_chance",), _batch_norm_mismatch, slow=True),
 )}
@@ -285,6 +311,10 @@ STATISTICS = (
     ("val_loss_rise_nats", "val loss - 1.2 x best (2-epoch window, min)", ">= 0.05"),
     ("accuracy_gap", "train - val accuracy (2-epoch window, min)", ">= 0.3"),
     ("regularization_gap_ln_c", "train - mid-epoch val loss, / ln C (2 epochs, min)", ">= 0.25"),
+    ("oscillation_swing_ln_c", "batch-to-batch swing / ln C (2 blocks of 16, min)", ">= 0.5"),
+    ("oscillation_swing_relative", "batch-to-batch swing / loss level (2 blocks, min)", ">= 0.5"),
+    ("final_loss_fraction", "final min(train, val) loss / ln C (last 2 epochs, max)", ">= 0.5 (+ acc)"),
+    ("final_improvement", "monitor gain over the last 3 epochs (nats)", ">= 0.05, >= 10 %, steady"),
 )
 
 
@@ -333,6 +363,9 @@ EVIDENCE_KEYS = {
     "too_much_regularization": ("epoch", "gap", "gap_relative"),
     "val_stuck_at_chance": ("epoch", "accuracy", "val_accuracy", "chance_accuracy"),
     "plateau": ("epochs_without_improvement",),
+    "oscillating": ("epoch", "batch", "swing_ln_c", "swing_relative"),
+    "underfitting": ("epoch", "loss_fraction", "accuracy", "val_accuracy", "still_improving"),
+    "not_converged": ("monitor", "values", "improvement", "improvement_relative"),
     "class_imbalance": ("ratio",),
     "val_too_small": ("validation_images", "smallest_class_images", "points_per_image"),
     "data_leakage": ("exact", "near", "validation_images_affected", "seconds"),

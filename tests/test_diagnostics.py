@@ -16,8 +16,9 @@ from PIL import Image
 from training import duplicates, hints
 from training.config import Config
 from training.diagnostics import (
-    HINT_IDS, Diagnostics, exploding_evidence, initial_loss_verdict, overfitting_evidence,
-    plateau_evidence, regularization_gap_evidence, vanishing_evidence,
+    HINT_IDS, OSCILLATION_BLOCK, Diagnostics, convergence_evidence, exploding_evidence,
+    initial_loss_verdict, overfitting_evidence, plateau_evidence, regularization_gap_evidence,
+    smoothed_target_entropy, underfitting_evidence, vanishing_evidence,
 )
 from training.events import DataReport, Hint
 from training.sample import make_shapes_dataset
@@ -298,6 +299,164 @@ def test_plateau_is_phase_relative_and_informational():
     assert feed_epochs(make_diagnostics(config), curve("head", flat)) == []
 
 
+# -- oscillating --------------------------------------------------------------------------------
+def sampling_noise(level: float, batches: int, batch_size: int, seed: int = 0) -> list[float]:
+    """Batch means of heavy-tailed per-image losses (exponential, mean ``level``): the noise
+    of a healthy run, larger the smaller the batch."""
+    rng = np.random.default_rng(seed)
+    return list(rng.exponential(level, (batches, batch_size)).mean(axis=1))
+
+
+def bouncing(batches: int, low: float = 0.15, high: float = 1.6, seed: int = 0) -> list[float]:
+    """A rate just below divergence (sgd_near_divergence): low batches, then a jump to
+    ln(C) and above every other batch or so, with no trend."""
+    rng = np.random.default_rng(seed)
+    return [high * rng.uniform(0.6, 1.4) if i % 2 else low * rng.uniform(0.5, 1.5) for i in range(batches)]
+
+
+def test_a_swinging_loss_fires_oscillating_once_after_two_blocks():
+    diagnostics = make_diagnostics()
+    found, stopped = feed_batches(diagnostics, [1.1] + bouncing(200))
+    assert stopped is None and [h.id for h in found] == ["oscillating"]
+    hint = found[0]
+    # The phase's first block is skipped; blocks 2 and 3 end at batch 48.
+    assert hint.evidence["batch"] == 3 * OSCILLATION_BLOCK and hint.evidence["swing_ln_c"] >= 0.5
+    assert hint.severity == "warning"
+    assert hint.fixes == [{"optimizer.learning_rate": 3.3e-4}, {"data.batch_size": 128}]
+    found, _ = feed_batches(diagnostics, bouncing(100, seed=1), phase="fine_tune", epoch=2)
+    assert found == []  # once per run
+
+
+@pytest.mark.parametrize("level, batch_size", [(0.3, 4), (1.0, 8), (0.05, 16)])
+def test_sampling_noise_of_small_batches_is_not_oscillating(level, batch_size):
+    # Real healthy runs: <= 0.36 ln C with batches of 4 (threshold 0.5). Exponential
+    # per-image losses are more dispersed than real ones: at a level of ln C and batches of
+    # 4 they would reach 0.51 (docs/hints.md: the limit of this check).
+    found, _ = feed_batches(make_diagnostics(), sampling_noise(level, 400, batch_size))
+    assert "oscillating" not in [h.id for h in found]
+    assert make_diagnostics().statistics()["oscillation_swing_ln_c"] == 0.0
+
+
+def test_a_phase_start_is_not_oscillating():
+    diagnostics = make_diagnostics()
+    # The first block of each phase is skipped: a loss that falls 2.5 -> 0.1 in a few
+    # batches swings a lot but is just learning fast.
+    falling = [2.5, 0.3, 1.8, 0.2, 1.2, 0.15, 0.9, 0.1] + [0.1] * 8 + sampling_noise(0.1, 40, 16)
+    found, _ = feed_batches(diagnostics, falling)
+    found += feed_batches(diagnostics, falling, phase="fine_tune", epoch=2)[0]
+    assert found == []
+
+
+def test_oscillation_state_stays_bounded_and_diverging_still_stops():
+    diagnostics = make_diagnostics()
+    found, stopped = feed_batches(diagnostics, [1.1] + bouncing(20_000))
+    trace = diagnostics.traces["head"]
+    assert stopped is None and len(trace.recent) <= 3 and [h.id for h in found] == ["oscillating"]
+    found, stopped = feed_batches(diagnostics, [50.0] * 3, epoch=2)
+    assert stopped is not None and [h.id for h in found] == ["lr_too_high"]
+
+
+# -- underfitting, not_converged (end of the run) ---------------------------------------------------
+# frozen_random_backbone: a linear head on random frozen SmallCNN features, 5 epochs.
+FROZEN_RANDOM = curve("head", [(1.162, 0.278, 1.079, 0.370), (1.075, 0.431, 1.012, 0.481),
+                               (1.014, 0.537, 0.945, 0.981), (0.918, 0.769, 0.885, 1.0),
+                               (0.878, 0.773, 0.830, 1.0)])
+# SmallCNN from scratch on hard shapes (colour rarely tells): 55 % on both sides.
+SCRATCH_HARD = curve("fine_tune", [(1.386, 0.329, 1.191, 0.315), (1.030, 0.523, 1.148, 0.463),
+                                   (0.993, 0.495, 1.076, 0.481), (1.026, 0.560, 1.088, 0.593),
+                                   (0.960, 0.556, 1.030, 0.519)])
+# stopped_too_soon: healthy from scratch at 1e-4, 3 epochs.
+STOPPED_TOO_SOON = curve("fine_tune", [(0.937, 0.551, 0.754, 0.833), (0.510, 0.856, 0.350, 0.981),
+                                       (0.308, 0.949, 0.189, 1.0)])
+# Adam at 0.02 from scratch: val loss 0.196 -> 0.046 -> 0.001 falls, but nothing is left to gain.
+CONVERGED_FAST = curve("fine_tune", [(0.250, 0.880, 0.196, 0.981), (0.055, 1.0, 0.046, 0.981),
+                                     (0.018, 1.0, 0.001, 1.0)])
+
+
+def finish(rows, config: Config | None = None, reason: str = "completed") -> list[Hint]:
+    diagnostics = make_diagnostics(config)
+    fired = [h for _, h in feed_epochs(diagnostics, rows)]
+    return fired + diagnostics.finish(rows, reason)
+
+
+def test_a_model_that_fits_neither_set_underfits():
+    for rows in (FROZEN_RANDOM, SCRATCH_HARD):
+        fired = finish(rows)
+        assert [h.id for h in fired] == ["underfitting"], rows[0]
+    hint = finish(FROZEN_RANDOM, Config().with_overrides({"training.fine_tune_epochs": 0}))[0]
+    assert hint.severity == "warning" and hint.evidence["loss_fraction"] == pytest.approx(0.80, abs=0.01)
+    # Still improving (0.945 -> 0.830): one hint, not_converged folded in, more epochs first.
+    assert hint.evidence["still_improving"] is True
+    assert hint.fixes[0] == {"training.head_epochs": 10}
+    assert {"training.fine_tune_epochs": 5} in hint.fixes and {"model.head.hidden_units": [256]} in hint.fixes
+    plateaued = finish(SCRATCH_HARD)[0]
+    assert plateaued.evidence["still_improving"] is False
+    assert plateaued.fixes[0] == {"training.fine_tune_layers": 60}
+
+
+def test_underfitting_fires_once_and_only_when_the_run_ended():
+    diagnostics = make_diagnostics()
+    assert [h.id for h in diagnostics.finish(SCRATCH_HARD, "completed")] == ["underfitting"]
+    assert diagnostics.finish(SCRATCH_HARD, "completed") == []
+    assert [h.id for h in make_diagnostics().finish(SCRATCH_HARD, "early_stopping")] == ["underfitting"]
+    for reason in ("stopped", "diverged"):
+        assert make_diagnostics().finish(SCRATCH_HARD, reason) == []
+
+
+@pytest.mark.parametrize("rows", [HEALTHY_TRANSFER, HEALTHY_SCRATCH, TINY_DATA, CONVERGED_FAST])
+def test_fitting_models_do_not_underfit(rows):
+    assert underfitting_evidence(rows, 3, 1 / 3) is None
+    assert "underfitting" not in [h.id for h in finish(rows)]
+
+
+def test_a_specific_cause_replaces_underfitting():
+    # Heavy regularization and a rate far too low also leave both losses high: the
+    # specific hint says why, underfitting would repeat it.
+    config = Config().with_overrides({"model.head.dropout": 0.8, "regularization.label_smoothing": 0.3})
+    # Its validation loss still falls (1.098 -> 0.935): not_converged (info) is true as well.
+    assert [h.id for h in finish(HEAVY_REGULARIZATION, config)] == ["too_much_regularization",
+                                                                    "not_converged"]
+    assert [h.id for h in finish(LR_FAR_TOO_LOW)] == ["lr_too_low"]
+
+
+def test_label_smoothing_entropy_is_not_underfitting():
+    # Targets (0.8, 0.1, 0.1) have entropy 0.64 nats: a perfect model scores that.
+    floor = smoothed_target_entropy(0.3, 3)
+    assert floor == pytest.approx(0.639, abs=1e-3)
+    rows = curve("head", [(0.70 + 0.05 * i, 0.7, 0.68, 0.75) for i in range(3)])
+    assert underfitting_evidence(rows, 3, 1 / 3) is not None  # without the floor
+    assert underfitting_evidence(rows, 3, 1 / 3, floor=floor) is None
+
+
+def test_still_improving_at_the_end_is_not_converged():
+    fired = finish(STOPPED_TOO_SOON, Config().with_overrides({"training.fine_tune_epochs": 3}))
+    assert [(h.id, h.severity) for h in fired] == [("not_converged", "info")]
+    assert fired[0].evidence["values"] == [0.754, 0.35, 0.189]
+    assert fired[0].fixes == [{"training.fine_tune_epochs": 6}]
+
+
+@pytest.mark.parametrize("rows", [HEALTHY_SCRATCH, CONVERGED_FAST, TINY_DATA, STOPPED_TOO_SOON[:2]])
+def test_converged_or_noisy_runs_are_not_flagged(rows):
+    assert convergence_evidence(rows) is None
+
+
+def test_not_converged_needs_a_completed_run_and_skips_the_fine_tune_jolt():
+    assert make_diagnostics().finish(STOPPED_TOO_SOON, "early_stopping") == []
+    assert make_diagnostics().finish(STOPPED_TOO_SOON, "stopped") == []
+    # A fine-tuning phase of 3 epochs whose first epoch recovers from the jolt: only 2 usable.
+    rows = HEALTHY_TRANSFER[:3] + curve("fine_tune", [(0.5, 0.8, 0.9, 0.7), (0.4, 0.85, 0.6, 0.8),
+                                                      (0.3, 0.9, 0.4, 0.85)], 4)
+    assert convergence_evidence(rows) is None
+    assert convergence_evidence(rows + curve("fine_tune", [(0.25, 0.92, 0.3, 0.9)], 7)) is not None
+
+
+def test_not_converged_on_val_accuracy():
+    rows = curve("head", [(0.9, 0.6, 0.8, 0.60), (0.7, 0.7, 0.7, 0.65), (0.6, 0.75, 0.65, 0.70)])
+    assert convergence_evidence(rows, "val_accuracy")["improvement"] == pytest.approx(0.1)
+    flat = curve("head", [(0.9, 0.6, 0.8, 0.60), (0.7, 0.7, 0.7, 0.61), (0.6, 0.75, 0.65, 0.62)])
+    assert convergence_evidence(flat, "val_accuracy") is None
+
+
 # -- data ---------------------------------------------------------------------------------------
 def report(train, validation) -> DataReport:
     return DataReport(root="x", classes=list(train), train_counts=train, validation_counts=validation)
@@ -435,6 +594,13 @@ def every_hint(config: Config | None) -> list[Hint]:
         hints.exploding_gradients({"kind": "growth", "total_norm": 500.0, "previous_total_norm": 2.0,
                                    "growth": 250.0, "epoch": 3}, "head", context),
         hints.vanishing_gradients({"group": "backbone_bottom", "ratio": 1e-6, "epoch": 2}, config),
+        hints.oscillating({"phase": "head", "epoch": 1, "batch": 48, "swing": 0.7, "swing_ln_c": 0.64,
+                           "block": 16, "recent_loss": 0.8, "learning_rate": 0.05}, context),
+        hints.underfitting(dict(underfitting_evidence(FROZEN_RANDOM, 3, 1 / 3), still_improving=True),
+                           context),
+        hints.underfitting(dict(underfitting_evidence(SCRATCH_HARD, 3, 1 / 3), still_improving=False),
+                           dict(context, phase="fine_tune")),
+        hints.not_converged(convergence_evidence(STOPPED_TOO_SOON), config),
     ]
     return [h for h in built if h is not None]
 
@@ -442,7 +608,7 @@ def every_hint(config: Config | None) -> list[Hint]:
 @pytest.mark.parametrize("config", [None, HEAVY, BARE], ids=["defaults", "heavy", "bare"])
 def test_every_fix_is_accepted_by_the_config(config):
     built = every_hint(config)
-    assert len(built) >= 13
+    assert len(built) >= 17
     for hint in built:
         assert hint.id in HINT_IDS, hint.id
         json.dumps(hint.to_dict())  # plain values only: it crosses processes and lands in events.jsonl

@@ -35,6 +35,7 @@ HINT_IDS = (
     "lr_too_high", "initial_loss_off", "lr_too_low", "overfitting", "too_much_regularization",
     "val_stuck_at_chance", "plateau", "class_imbalance", "val_too_small", "data_leakage",
     "duplicate_check_skipped", "exploding_gradients", "vanishing_gradients",
+    "oscillating", "underfitting", "not_converged",
 )
 
 # -- batch level -------------------------------------------------------------------------
@@ -53,6 +54,16 @@ DIVERGENCE_WINDOW = 3
 # wrong. Below half of ln(C) the untrained model already "knows" the labels: a leak.
 INITIAL_LOSS_MAX_EXCESS = 2.5
 INITIAL_LOSS_MIN_FRACTION = 0.5
+# oscillating: the mean batch-to-batch swing |loss_t - loss_t-1| over a block of 16
+# batches >= 0.5 ln C and >= 0.5 x the block's mean loss, in two consecutive blocks of a
+# phase (its first block, where the loss falls fast, not counted). Healthy runs: <= 0.24
+# ln C with batches of 8-16, 0.36 with batches of 4 on a hard task (sampling noise alone);
+# a frozen head at 1e-6, whose loss sits at 2.2 ln C, swung 0.48 ln C but only 0.2 x its
+# level. SGD (momentum 0.9) at 0.05 with batches of 4, just below divergence: 0.56 ln C and
+# about its level; at 0.1 (diverged): 1.04 ln C.
+OSCILLATION_BLOCK = 16
+OSCILLATION_SWING_LN_C = 0.5
+OSCILLATION_SWING_RELATIVE = 0.5
 
 # -- epoch level -------------------------------------------------------------------------
 # lr_too_low: after >= 3 epochs (plus any warm-up) and >= 20 steps of a phase, both
@@ -86,6 +97,26 @@ CHANCE_TRAIN_GAP = 0.3
 # plateau: the monitored metric's best in this phase is >= 4 epochs old (val_loss by 1 %
 # relative, val_accuracy by 0.005).
 PLATEAU_EPOCHS = 4
+# underfitting (at the end of the run): over the last 2 epochs both losses, less what no
+# model can remove (label smoothing, mixed targets), still >= half of ln C (minus that
+# floor), validation no worse than training by more than 0.15 ln C, and training accuracy
+# below chance + 0.8 x (1 - chance). Healthy runs end at <= 0.03 of ln C (a short run still
+# improving fast: 0.17); a frozen random backbone under a linear head ends at 0.76, SmallCNN
+# from scratch on a hard task at 0.87.
+UNDERFIT_LOSS_FRACTION = 0.5
+UNDERFIT_MAX_GAP_LN_C = 0.15
+UNDERFIT_MAX_SKILL = 0.8
+# not_converged (at the end of a completed run): the monitored metric improved in each of
+# the last 2 epochs of the last phase (never its jolted first epoch) and its last value is
+# the phase's best; val_loss by >= 10 % and >= 0.05 nats over the 2 epochs, val_accuracy
+# by >= 0.03; and there must be that much left to gain (a validation loss of 0.001 that
+# fell from 0.2 has converged). Healthy runs that had converged: <= 0.006 nats (or not
+# improving at all, or ending below 0.04 nats); a from-scratch run stopped after 3 epochs
+# at 1e-4: 0.565 nats (75 %), ending at 0.19.
+NOT_CONVERGED_WINDOW = 3
+NOT_CONVERGED_RELATIVE = 0.10
+NOT_CONVERGED_NATS = 0.05
+NOT_CONVERGED_ACCURACY = 0.03
 
 # -- data --------------------------------------------------------------------------------
 IMBALANCE_RATIO = 3.0
@@ -117,6 +148,14 @@ class _PhaseTrace:
     head_min: float = math.inf
     recent: deque = field(default_factory=lambda: deque(maxlen=DIVERGENCE_WINDOW))
     max_ratio: float = 0.0       # largest smoothed loss / reference seen (for benchmarks)
+    swing_sum: float = 0.0       # sum of |loss_t - loss_t-1| in the current block
+    level_sum: float = 0.0       # sum of the losses in the current block
+    block_swing: float = math.nan  # mean swing of the previous complete block
+    block_relative: float = math.nan  # its mean swing / its mean loss
+    sustained_swing: float = math.nan  # min of the last two blocks' mean swings
+    sustained_relative: float = math.nan  # min of their swing / level
+    max_sustained_swing: float = 0.0   # the largest sustained swing (for benchmarks)
+    max_sustained_relative: float = 0.0
 
     def add(self, loss: float) -> None:
         self.batches += 1
@@ -125,7 +164,28 @@ class _PhaseTrace:
         if self.batches <= REFERENCE_BATCHES:
             self.head_sum += loss
             self.head_min = min(self.head_min, loss)
+        # Swing blocks start after the phase's first block (where the loss falls fast);
+        # each block's first swing is measured against the previous block's last loss.
+        if self.batches > OSCILLATION_BLOCK:
+            self.swing_sum += abs(loss - self.recent[-1])
+            self.level_sum += loss
+            if (self.batches - OSCILLATION_BLOCK) % OSCILLATION_BLOCK == 0:
+                swing = self.swing_sum / OSCILLATION_BLOCK
+                relative = swing / max(1e-12, self.level_sum / OSCILLATION_BLOCK)
+                if _finite(self.block_swing):
+                    self.sustained_swing = min(swing, self.block_swing)
+                    self.sustained_relative = min(relative, self.block_relative)
+                    self.max_sustained_swing = max(self.max_sustained_swing, self.sustained_swing)
+                    self.max_sustained_relative = max(self.max_sustained_relative, self.sustained_relative)
+                self.block_swing, self.block_relative = swing, relative
+                self.swing_sum = self.level_sum = 0.0
         self.recent.append(loss)
+
+    def take_sustained_swing(self) -> tuple[float, float]:
+        """(mean swing, swing / level) of the two blocks just completed; NaN between block ends."""
+        taken = (self.sustained_swing, self.sustained_relative)
+        self.sustained_swing = self.sustained_relative = math.nan
+        return taken
 
     @property
     def head_mean(self) -> float:
@@ -202,6 +262,20 @@ class Diagnostics:
         found: list[Hint] = []
         if self._initial_pending and trace.batches >= REFERENCE_BATCHES:
             found += self._check_initial_loss(trace)
+        swing, relative = trace.take_sustained_swing()
+        if (_finite(swing, relative) and "oscillating" not in self.fired
+                and swing >= OSCILLATION_SWING_LN_C * self.chance_loss * self._loss_scale
+                and relative >= OSCILLATION_SWING_RELATIVE):
+            from training import hints
+
+            found += self._once(self._checked(hints.oscillating(
+                {"phase": phase, "epoch": epoch, "batch": batch, "swing": round(swing, 4),
+                 "swing_ln_c": round(swing / self.chance_loss, 3),
+                 "swing_relative": round(relative, 3), "block": OSCILLATION_BLOCK,
+                 "recent_loss": round(sum(trace.recent) / len(trace.recent), 4),
+                 "learning_rate": self._base_rate(phase, learning_rate),
+                 "batch_size": self.config.data.batch_size if self.config else None},
+                self._fix_context())))
         if len(trace.recent) == DIVERGENCE_WINDOW:
             reference = max(self.chance_loss, trace.head_min)
             smoothed = sum(trace.recent) / DIVERGENCE_WINDOW
@@ -269,7 +343,29 @@ class Diagnostics:
         return found
 
     def finish(self, history: list[dict[str, Any]], stop_reason: str) -> list[Hint]:
-        return []
+        """End-of-run hints: underfitting (a run that ended, also by early stopping) and
+        not_converged (a run that completed its epochs). A still-improving run that
+        underfits gets one hint, underfitting, whose first fix is then more epochs."""
+        from training import hints
+
+        if stop_reason not in ("completed", "early_stopping") or not history:
+            return []
+        monitor = self.config.training.monitor if self.config else "val_loss"
+        improving = (convergence_evidence(history, monitor, floor=self._loss_floor())
+                     if stop_reason == "completed" else None)
+        found: list[Hint] = []
+        # A specific cause already reported explains the same numbers.
+        explained = self.fired & {"lr_too_high", "lr_too_low", "too_much_regularization", "overfitting",
+                                  "val_stuck_at_chance", "underfitting"}
+        if not explained:
+            evidence = underfitting_evidence(history, self.num_classes, self._chance_accuracy(),
+                                             floor=self._loss_floor(), train_floor=self._target_entropy)
+            if evidence is not None:
+                evidence["still_improving"] = improving is not None
+                found += self._once(self._checked(hints.underfitting(evidence, self._fix_context())))
+        if improving is not None and "underfitting" not in self.fired:
+            found += self._once(self._checked(hints.not_converged(improving, self.config)))
+        return found
 
     # -- numbers for reports and benchmarks ----------------------------------------------
     def statistics(self) -> dict[str, Any]:
@@ -280,7 +376,17 @@ class Diagnostics:
             stats["initial_first_batch"] = first.first_loss
             stats["initial_mean"] = first.head_mean
         stats["divergence_ratio"] = max((t.max_ratio for t in self.traces.values()), default=0.0)
+        stats["oscillation_swing_ln_c"] = max((t.max_sustained_swing for t in self.traces.values()),
+                                              default=0.0) / self.chance_loss
+        stats["oscillation_swing_relative"] = max((t.max_sustained_relative for t in self.traces.values()),
+                                                  default=0.0)
         stats.update(curve_statistics(self.history, self.num_classes))
+        if self.history:
+            fit = _residual_fit(self.history[-OVERFIT_WINDOW:], self.num_classes, self._loss_floor(),
+                                self._target_entropy)
+            stats["final_loss_fraction"] = fit
+            stats["final_improvement"] = improvement_over_window(
+                self.history, self.config.training.monitor if self.config else "val_loss")
         return stats
 
     # -- helpers ---------------------------------------------------------------------------
@@ -312,6 +418,15 @@ class Diagnostics:
         if schedule.name == "one_cycle":
             ramp += schedule.one_cycle_warmup_fraction * epochs
         return LOW_LR_MIN_EPOCHS + math.ceil(ramp)
+
+    def _chance_accuracy(self) -> float:
+        return 1.0 / self.num_classes
+
+    def _loss_floor(self) -> float:
+        """The loss no model gets below on either side: label smoothing's target entropy."""
+        if self.config is None:
+            return 0.0
+        return smoothed_target_entropy(self.config.regularization.label_smoothing, self.num_classes)
 
     def _base_rate(self, phase: str, current: float) -> float:
         rate = self.phase_learning_rates.get(phase)
@@ -535,6 +650,95 @@ def vanishing_evidence(norms: dict[str, float]) -> dict[str, Any] | None:
         return {"group": weakest, "group_rms": backbone[weakest], "head_rms": head,
                 "ratio": ratio, "norms": dict(norms)}
     return None
+
+
+def smoothed_target_entropy(label_smoothing: float, num_classes: int) -> float:
+    """The entropy of Keras's smoothed one-hot targets (1 - e + e/C, e/C, ...): the lowest
+    cross-entropy any model reaches, on training and validation alike."""
+    if label_smoothing <= 0:
+        return 0.0
+    low = label_smoothing / num_classes
+    high = 1.0 - label_smoothing + low
+    return -(high * math.log(high) + (num_classes - 1) * low * math.log(low))
+
+
+def _residual_fit(rows: list[dict[str, Any]], num_classes: int, floor: float = 0.0,
+                  train_floor: float = 0.0) -> float | None:
+    """The smaller of the training and validation losses of ``rows`` (their largest over
+    the rows), less what no model can remove, as a fraction of ln C less that floor: 1 is
+    guessing, 0 a perfect fit."""
+    values = []
+    for r in rows:
+        if not _finite(r.get("loss"), r.get("val_loss")):
+            return None
+        values.append(min(r["loss"] - floor - train_floor, r["val_loss"] - floor))
+    span = math.log(num_classes) - floor
+    return max(values) / span if values and span > 0 else None
+
+
+def underfitting_evidence(history: list[dict[str, Any]], num_classes: int, chance_accuracy: float, *,
+                          floor: float = 0.0, train_floor: float = 0.0) -> dict[str, Any] | None:
+    """The last 2 epochs of the last phase fit neither training nor validation images:
+    both losses high, no overfitting gap, low training accuracy."""
+    window = _window(history, OVERFIT_WINDOW)
+    if window is None:
+        return None
+    fraction = _residual_fit(window, num_classes, floor, train_floor)
+    if fraction is None or fraction < UNDERFIT_LOSS_FRACTION:
+        return None
+    ln_c = math.log(num_classes)
+    if any(r["val_loss"] - r["loss"] > UNDERFIT_MAX_GAP_LN_C * ln_c for r in window):
+        return None  # validation worse than training: not (only) underfitting
+    accuracy = max(r["accuracy"] for r in window)
+    skill = (accuracy - chance_accuracy) / (1 - chance_accuracy) if chance_accuracy < 1 else 1.0
+    if not _finite(skill) or skill >= UNDERFIT_MAX_SKILL:
+        return None
+    last = window[-1]
+    return {"phase": last["phase"], "epoch": last["epoch"], "loss": round(last["loss"], 4),
+            "val_loss": round(last["val_loss"], 4), "accuracy": round(last["accuracy"], 4),
+            "val_accuracy": round(last["val_accuracy"], 4), "chance_loss": round(ln_c, 4),
+            "loss_floor": round(floor + train_floor, 4), "loss_fraction": round(fraction, 3),
+            "accuracy_skill": round(skill, 3), "learning_rate": last.get("learning_rate")}
+
+
+def improvement_over_window(history: list[dict[str, Any]], monitor: str = "val_loss") -> float | None:
+    """How much the monitor improved over the last ``NOT_CONVERGED_WINDOW`` epochs of the last
+    phase (nats for val_loss, accuracy points for val_accuracy); None without them."""
+    window = _window(history, NOT_CONVERGED_WINDOW)
+    if window is None or not all(_finite(r.get(monitor)) for r in window):
+        return None
+    first, last = window[0][monitor], window[-1][monitor]
+    return first - last if monitor == "val_loss" else last - first
+
+
+def convergence_evidence(history: list[dict[str, Any]], monitor: str = "val_loss", *,
+                         floor: float = 0.0) -> dict[str, Any] | None:
+    """The monitor still improving clearly at the end: better in each of the last 2 epochs,
+    the last the phase's best, by a margin that is more than noise, with as much left to
+    gain (``floor``: the lowest validation loss reachable, label smoothing's entropy)."""
+    window = _window(history, NOT_CONVERGED_WINDOW)
+    if window is None or not all(_finite(r.get(monitor)) for r in window):
+        return None
+    values = [r[monitor] for r in window]
+    phase_values = [r[monitor] for r in current_phase_rows(history) if _finite(r.get(monitor))]
+    if monitor == "val_loss":
+        steady = all(b < a for a, b in zip(values, values[1:])) and values[-1] <= min(phase_values)
+        gain = values[0] - values[-1]
+        clear = (gain >= NOT_CONVERGED_NATS and gain >= NOT_CONVERGED_RELATIVE * values[0]
+                 and values[-1] - floor >= NOT_CONVERGED_NATS)
+    else:
+        steady = (all(b >= a for a, b in zip(values, values[1:])) and values[-1] > values[0]
+                  and values[-1] >= max(phase_values))
+        gain = values[-1] - values[0]
+        clear = gain >= NOT_CONVERGED_ACCURACY and 1.0 - values[-1] >= NOT_CONVERGED_ACCURACY
+    if not (steady and clear):
+        return None
+    last = window[-1]
+    return {"monitor": monitor, "phase": last["phase"], "epoch": last["epoch"],
+            "epochs": len(current_phase_rows(history)),
+            "values": [round(v, 4) for v in values], "improvement": round(gain, 4),
+            "improvement_relative": round(gain / values[0], 3) if values[0] else None,
+            "loss": round(last["loss"], 4)}
 
 
 def curve_statistics(history: list[dict[str, Any]], num_classes: int) -> dict[str, Any]:

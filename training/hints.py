@@ -369,3 +369,81 @@ def vanishing_gradients(evidence: dict[str, Any], config: Config | None) -> Hint
                  "learn; from scratch, a backbone with BatchNormalization or pretrained weights "
                  "trains its lower layers far better."),
         evidence=evidence, fixes=fixes)
+
+
+# -- the batch-to-batch loss, the end of the run ------------------------------------------------
+def oscillating(evidence: dict[str, Any], context: dict[str, Any]) -> Hint:
+    config = _config(context.get("config"))
+    phase = evidence["phase"]
+    rate = context.get("learning_rate") or evidence.get("learning_rate") or 1e-3
+    fixes: list[dict[str, Any]] = [{_key(phase): rounded_rate(rate / 3)}]
+    if config.data.batch_size < 64:
+        fixes.append({"data.batch_size": min(4096, config.data.batch_size * 4)})
+    return Hint(
+        id="oscillating", severity="warning", title="Training loss swings strongly",
+        message=(f"Over the last {2 * evidence['block']} batches (epoch {evidence['epoch']}, "
+                 f"{phase} phase) the training loss moved by {evidence['swing']:.2f} on average "
+                 f"from one batch to the next, {evidence['swing_ln_c']:.2f} times ln(C), at a level "
+                 f"around {evidence['recent_loss']:.2f}. Each step overshoots: the updates are too "
+                 f"large or too noisy to settle. A lower learning rate ({rounded_rate(rate / 3):.2g} "
+                 f"instead of {rate:.2g}) or a larger batch (steadier gradients) calms it."),
+        evidence=evidence, fixes=fixes)
+
+
+def _phase_epochs_key(phase: str) -> str:
+    return "training.head_epochs" if phase == "head" else "training.fine_tune_epochs"
+
+
+def _more_epochs(config: Config, phase: str) -> dict[str, Any]:
+    epochs = config.training.head_epochs if phase == "head" else config.training.fine_tune_epochs
+    return {_phase_epochs_key(phase): min(10000, max(2 * epochs, epochs + 2))}
+
+
+def underfitting(evidence: dict[str, Any], context: dict[str, Any]) -> Hint:
+    config = _config(context.get("config"))
+    phase = evidence["phase"]
+    rate = context.get("learning_rate") or evidence.get("learning_rate") or 1e-3
+    capacity: list[dict[str, Any]] = []
+    layers = config.training.fine_tune_layers
+    if phase == "head" and config.training.fine_tune_epochs == 0:
+        capacity.append({"training.fine_tune_epochs": max(3, config.training.head_epochs)})
+    elif layers != "all":
+        capacity.append({"training.fine_tune_layers": "all" if layers >= 100 else max(10, 2 * layers)})
+    if not config.model.head.hidden_units:
+        capacity.append({"model.head.hidden_units": [256]})
+    heavy = {key: moderate for key, get, limit, moderate in _MODERATE if get(config) > limit}
+    if config.model.head.dropout > 0.2:
+        heavy.setdefault("model.head.dropout", 0.1)
+    less_regularization = [heavy] if heavy else []
+    longer = [_more_epochs(config, phase)]
+    faster = [{_key(phase): rounded_rate(min(10.0, rate * 3))}]
+    if evidence.get("still_improving"):
+        fixes = longer + capacity + faster + less_regularization
+        progress = " The validation loss was still falling, so more epochs come first."
+    else:
+        fixes = capacity + less_regularization + faster + longer
+        progress = ""
+    return Hint(
+        id="underfitting", severity="warning", title="Underfitting: the model fits neither set well",
+        message=(f"At the end of the run (epoch {evidence['epoch']}) the training loss is "
+                 f"{evidence['loss']:.3f} and the validation loss {evidence['val_loss']:.3f}, still "
+                 f"{_percent(evidence['loss_fraction'])} of what guessing scores "
+                 f"(ln C = {evidence['chance_loss']:.3f}), with training accuracy "
+                 f"{_percent(evidence['accuracy'])} and no gap to validation: the model cannot even "
+                 "fit the training images. Give it more capacity (unfreeze more layers, a hidden "
+                 "layer in the head), less regularization, a higher learning rate or more epochs."
+                 + progress),
+        evidence=evidence, fixes=fixes)
+
+
+def not_converged(evidence: dict[str, Any], config: Config | None) -> Hint:
+    config = _config(config)
+    phase = evidence["phase"]
+    values = " -> ".join(f"{v:.4g}" for v in evidence["values"])
+    return Hint(
+        id="not_converged", severity="info", title="Still improving at the last epoch",
+        message=(f"{evidence['monitor']} improved in each of the last epochs of the {phase} phase "
+                 f"({values}) and its last epoch is the best: the run ended before the model "
+                 "converged. More epochs are likely to help; early stopping can end a longer run "
+                 "once it stops improving."),
+        evidence=evidence, fixes=[_more_epochs(config, phase)])
