@@ -59,6 +59,14 @@ class Series:
             self.dirty = False
 
 
+def fit_rates_from_zero(plot: pg.PlotWidget, values: list[float]) -> None:
+    """Learning rates from 0 to a little above their largest: auto-range centres a constant
+    rate of 0.003 in [-0.5, 0.5], where it reads as 0."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if finite and max(finite) > 0:
+        plot.setYRange(0.0, max(finite) * 1.15, padding=0)
+
+
 def light_grid(plot: pg.PlotItem | pg.PlotWidget) -> None:
     """A grid at the labelled ticks only. pyqtgraph's default also draws the minor ticks'
     lines, and replaying them cost 3-4 ms per axis per repaint: 40-60 ms for the window,
@@ -240,6 +248,9 @@ class LivePlotsWidget(QWidget):
         self.lr_plot.add_series("planned", "planned", COLOURS["planned"], width=1.5,
                                 style=pg.QtCore.Qt.PenStyle.DashLine, batch=True)
         self.lr_plot.add_series("lr", "learning rate", COLOURS["lr"], batch=True)
+        # Rates are drawn from 0 up (fit_rates_from_zero), so a constant one runs along the
+        # top: the legend goes to the bottom, where it hid the curve's last epochs.
+        self.lr_plot.getPlotItem().legend.anchor(itemPos=(1, 1), parentPos=(1, 1), offset=(-10, -10))
         self.show_earlier = QCheckBox("Show earlier runs")
         self.show_earlier.setObjectName("showEarlierRuns")
         self.show_earlier.setChecked(True)
@@ -326,8 +337,11 @@ class LivePlotsWidget(QWidget):
         self.accuracy_plot.series["val_accuracy"].append(x, number(event.val_accuracy))
 
     def _on_timer_timeout(self) -> None:
+        rates_changed = any(series.dirty for series in self.lr_plot.series.values())
         for plot in self.plots:
             plot.redraw()
+        if rates_changed:
+            fit_rates_from_zero(self.lr_plot, [v for series in self.lr_plot.series.values() for v in series.y])
 
     def apply_palette(self) -> None:
         for plot in self.plots:

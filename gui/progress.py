@@ -81,5 +81,20 @@ class RunProgressWidget(QWidget):
             self.label.setText(event.message)
             self.label.setToolTip(event.message)
 
+    def start_tool(self, title: str) -> None:
+        self.total_epochs = 0
+        self.bar.setRange(0, 0)
+        self.bar.setFormat(f"{title}…")
+        self.label.setText("Loading TensorFlow and the data…")
+
+    def tool_message(self, message: str) -> None:
+        self.label.setText(message)
+        self.label.setToolTip(message)
+
+    def tool_done(self, text: str) -> None:
+        self.bar.setRange(0, 1)
+        self.bar.setValue(1)
+        self.bar.setFormat(text)
+
     def stopping(self) -> None:
         self.bar.setFormat("Stopping after this batch… %p%")

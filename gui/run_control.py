@@ -9,6 +9,7 @@ when the app closes.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from training.api import Config
 
-from gui.worker import Runner, TrainingWorker, spawn_engine_process, start_worker
+from gui.worker import Job, Runner, TrainingWorker, spawn_engine_process, start_worker
 
 STOP_TIMEOUT_MS = 60_000  # a graceful stop that takes longer than this ends the child
 
@@ -30,6 +31,32 @@ def next_run_dir(runs_dir: Path, backbone: str) -> Path:
         suffix += 1
         run_dir = run_dir.with_name(f"{base}~{suffix}")
     return run_dir
+
+
+def resume_problem(run_dir: str | Path) -> str:
+    """Why ``run_dir`` cannot be resumed, or "" when it can.
+
+    Reads only the run folder's JSON files (``config.json``, ``checkpoint/state.json``,
+    ``summary.json``), as ``training.engine.resume_training`` checks them, so the window
+    can enable its Resume action without asking the engine.
+    """
+    run_dir = Path(run_dir)
+    state_file = run_dir / "checkpoint" / "state.json"
+    if not (run_dir / "config.json").is_file():
+        return f"{run_dir} is not a run folder (it has no config.json)."
+    if not state_file.is_file():
+        return f"{run_dir} has no checkpoint: no epoch of that run completed."
+    try:
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+        training = json.loads((run_dir / "config.json").read_text(encoding="utf-8")).get("training", {})
+        summary_file = run_dir / "summary.json"
+        summary = json.loads(summary_file.read_text(encoding="utf-8")) if summary_file.is_file() else {}
+    except (OSError, ValueError, AttributeError) as error:
+        return f"Cannot read the run folder {run_dir}: {error}"
+    planned = int(training.get("head_epochs", 0) or 0) + int(training.get("fine_tune_epochs", 0) or 0)
+    if summary.get("stop_reason") in ("completed", "early_stopping") or int(state.get("epoch", 0)) >= planned:
+        return f"{run_dir} already finished ({state.get('epoch', 0)} of {planned} epochs); there is nothing to resume."
+    return ""
 
 
 class RunController(QObject):
@@ -62,7 +89,13 @@ class RunController(QObject):
         return self.worker is not None and self.worker.stop_requested
 
     def start(self, config: Config, run_dir: Path) -> None:
-        self.worker = TrainingWorker(config, run_dir, runner=self.runner, process=self._take_warm_engine())
+        self.start_job(Job("train", config=config, run_dir=str(run_dir)))
+
+    def start_job(self, job: Job) -> None:
+        """Runs a new run, a resumed run or a sanity tool (one at a time)."""
+        # A stand-in runner needs no engine process: the warm one stays for a real run.
+        process = self._take_warm_engine() if self.runner is None else None
+        self.worker = TrainingWorker(job.config, job.run_dir, runner=self.runner, process=process, job=job)
         self.worker.event.connect(self._on_worker_event)
         self.worker.errored.connect(self._on_worker_errored)
         self.worker.finished.connect(self._on_worker_finished)

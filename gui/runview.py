@@ -8,11 +8,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QFont
+from PySide6.QtCore import QPoint, Qt, QUrl, Signal
+from PySide6.QtGui import QAction, QDesktopServices, QFont
 from PySide6.QtWidgets import (
-    QFileDialog, QFormLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMessageBox,
-    QPlainTextEdit, QPushButton, QStyle, QVBoxLayout, QWidget,
+    QFileDialog, QFormLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMenu, QMessageBox,
+    QPlainTextEdit, QPushButton, QStyle, QToolButton, QVBoxLayout, QWidget,
 )
 
 from training.events import DataReport, Failed, Finished, Hint, Log
@@ -21,19 +21,56 @@ SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
 BEST_MODEL_FILES = ("best.keras", "model.keras")
 
 
-class HintsWidget(QListWidget):
-    """Engine hints as they arrive, errors first, then warnings, then information."""
+def describe_fix(fix: dict) -> str:
+    return ", ".join(f"{key} = {value}" for key, value in fix.items())
 
-    fix_requested = Signal(dict)
+
+class HintsWidget(QListWidget):
+    """Engine hints as they arrive, errors first, then warnings, then information.
+
+    A hint's suggested fixes (dicts of dotted config keys to values) are applied from its
+    context menu, by double-click (the first fix, to the next run) or by the buttons of
+    ``HintsPanel``.
+    """
+
+    fix_requested = Signal(dict)       # apply to the settings of the next run
+    restart_requested = Signal(dict)   # apply, stop the current run if any, start again
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("hintsList")
         self.setWordWrap(True)
         self.setAlternatingRowColors(True)
-        self.setToolTip("Advice from the engine about this run and its data. "
-                        "Double-click a hint that suggests a change to apply it to the settings.")
+        self.setToolTip("Advice from the engine about this run and its data. A hint that suggests "
+                        "a change can apply it: right-click it, use the buttons below, or "
+                        "double-click it (applies to the next run).")
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(self._on_self_custom_context_menu_requested)
         self.itemDoubleClicked.connect(self._on_self_item_double_clicked)
+
+    def fixes(self, item: QListWidgetItem | None = None) -> list[dict]:
+        """The fixes of ``item`` (default: the current hint)."""
+        item = item if item is not None else self.currentItem()
+        return list(item.data(Qt.ItemDataRole.UserRole) or []) if item is not None else []
+
+    def context_menu(self, item: QListWidgetItem) -> QMenu:
+        """One "Apply to next run" and one "Apply and restart" entry per fix."""
+        menu = QMenu(self)
+        menu.setObjectName("hintMenu")
+        for fix in self.fixes(item):
+            text = describe_fix(fix)
+            apply = menu.addAction(f"Apply to next run: {text}")
+            apply.triggered.connect(lambda _=False, f=fix: self.fix_requested.emit(f))
+            restart = menu.addAction(f"Apply and restart: {text}")
+            restart.triggered.connect(lambda _=False, f=fix: self.restart_requested.emit(f))
+        if menu.isEmpty():
+            menu.addAction("This hint suggests no change to the settings").setEnabled(False)
+        return menu
+
+    def _on_self_custom_context_menu_requested(self, position: QPoint) -> None:
+        item = self.itemAt(position)
+        if item is not None:
+            self.context_menu(item).popup(self.viewport().mapToGlobal(position))
 
     def add_hint(self, hint: Hint) -> None:
         icons = {"error": QStyle.StandardPixmap.SP_MessageBoxCritical,
@@ -44,8 +81,8 @@ class HintsWidget(QListWidget):
         item.setData(Qt.ItemDataRole.UserRole, fixes)
         item.setData(Qt.ItemDataRole.UserRole + 1, hint.severity)
         if fixes:
-            item.setToolTip("Suggested change (double-click to apply):\n" + "\n".join(
-                ", ".join(f"{key} = {value}" for key, value in fix.items()) for fix in fixes))
+            item.setToolTip("Suggested change (right-click for the choices, double-click to apply "
+                            "to the next run):\n" + "\n".join(describe_fix(fix) for fix in fixes))
         rank = SEVERITY_RANK.get(hint.severity, 3)
         row = 0
         while row < self.count() and SEVERITY_RANK.get(self.item(row).data(Qt.ItemDataRole.UserRole + 1), 3) <= rank:
@@ -56,6 +93,53 @@ class HintsWidget(QListWidget):
         fixes = item.data(Qt.ItemDataRole.UserRole)
         if fixes:
             self.fix_requested.emit(fixes[0])
+
+
+class HintsPanel(QWidget):
+    """The hints list with buttons: apply the selected hint's fix (to the next run, or at
+    once with a restart) and the sanity tools, whose results land in this list."""
+
+    def __init__(self, tool_actions: list[QAction], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("hintsPanel")
+        self.list = HintsWidget()
+        self.apply_button = QPushButton("Apply to next run")
+        self.apply_button.setObjectName("applyHintButton")
+        self.apply_button.setToolTip("Change the settings as the selected hint suggests; the "
+                                     "current run (if any) goes on unchanged.")
+        self.restart_button = QPushButton("Apply and restart")
+        self.restart_button.setObjectName("applyRestartHintButton")
+        self.restart_button.setToolTip("Change the settings as the selected hint suggests, stop "
+                                       "the current run (keeping its best model) and start a new one.")
+        self.apply_button.clicked.connect(lambda: self._emit_first(self.list.fix_requested))
+        self.restart_button.clicked.connect(lambda: self._emit_first(self.list.restart_requested))
+        self.list.currentItemChanged.connect(self._update_buttons)
+        self.list.model().rowsInserted.connect(self._update_buttons)
+        self.list.model().rowsRemoved.connect(self._update_buttons)
+        buttons = QHBoxLayout()
+        buttons.setContentsMargins(0, 0, 0, 0)
+        buttons.addWidget(self.apply_button)
+        buttons.addWidget(self.restart_button)
+        buttons.addStretch(1)
+        for action in tool_actions:
+            button = QToolButton()
+            button.setDefaultAction(action)
+            buttons.addWidget(button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.list, 1)
+        layout.addLayout(buttons)
+        self._update_buttons()
+
+    def _emit_first(self, signal: Signal) -> None:
+        fixes = self.list.fixes()
+        if fixes:
+            signal.emit(fixes[0])
+
+    def _update_buttons(self, *_: object) -> None:
+        has_fix = bool(self.list.fixes())
+        self.apply_button.setEnabled(has_fix)
+        self.restart_button.setEnabled(has_fix)
 
 
 class LogWidget(QPlainTextEdit):

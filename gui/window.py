@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from training.api import Config, ConfigError, default_config
-from training.events import Event, Failed, Finished, Hint, RunStarted
+from training.events import EpochEnd, Event, Failed, Finished, Hint, RunStarted
 
 from gui import engine_calls
 from gui.forms import ConfigForm
@@ -26,10 +27,11 @@ from gui.panels.regularization import RegularizationPanel
 from gui.plots import LivePlotsWidget, apply_palette, configure_pyqtgraph
 from gui.qt_fixes import GuiThreadGarbageCollection
 from gui.progress import RunProgressWidget
-from gui.runview import FinishedRunPanel, HintsWidget, LogWidget
+from gui.runview import FinishedRunPanel, HintsPanel, LogWidget, describe_fix
 from gui.tasks import BackgroundTasks
-from gui.run_control import RunController, next_run_dir
-from gui.worker import Runner, TrainingWorker
+from gui.run_control import RunController, next_run_dir, resume_problem
+from gui.tools import TOOL_TIPS, TOOL_TITLES, LRRangeDialog, summary_hint
+from gui.worker import Job, Runner, ToolFinished, TrainingWorker
 
 APP_NAME = "Finetune Studio"
 RECENT_LIMIT = 8
@@ -60,14 +62,19 @@ class MainWindow(QMainWindow):
         self.config_error = ""
         self.last_run_config: Config | None = None
         self.run_started_event: RunStarted | None = None  # what the engine said it runs
+        self.job_kind = ""                  # "train", "resume" or "tool" while a job runs
+        self.resumable_run_dir = ""         # the last run, when it stopped with a checkpoint
+        self._resume_history: list[dict] = []  # epochs before a resume, replayed into the plots
+        self._restart_pending = False       # "Apply and restart": start when the run has ended
+        self.lr_dialog: LRRangeDialog | None = None
         self.error_dialog: QMessageBox | None = None
         self._close_requested = False
         self.tasks = BackgroundTasks(self, workers=1)
         self.tasks.done.connect(self._on_tasks_done)
         self.tasks.failed.connect(self._on_tasks_failed)
         self._build_panels()
-        self._build_central()
         self._build_actions()
+        self._build_central()
         self._build_status_bar()
         self.setAcceptDrops(True)
         self.data_panel.set_recent(self.recent_folders())
@@ -114,13 +121,15 @@ class MainWindow(QMainWindow):
         side_layout.addWidget(self.error_banner)
         side_layout.addWidget(self.settings_tabs, 1)
         self.plots = LivePlotsWidget()
-        self.hints = HintsWidget()
+        self.hints_panel = HintsPanel(list(self.tool_actions.values()))
+        self.hints = self.hints_panel.list
         self.hints.fix_requested.connect(self._on_hints_fix_requested)
+        self.hints.restart_requested.connect(self._on_hints_restart_requested)
         self.log = LogWidget()
         self.result_panel = FinishedRunPanel()
         self.output_tabs = QTabWidget()
         self.output_tabs.setObjectName("outputTabs")
-        self.output_tabs.addTab(self.hints, "Hints")
+        self.output_tabs.addTab(self.hints_panel, "Hints")
         self.output_tabs.addTab(self.log, "Log")
         self.output_tabs.addTab(self.result_panel, "Result")
         right = QSplitter(Qt.Orientation.Vertical)
@@ -170,22 +179,36 @@ class MainWindow(QMainWindow):
         self.stop_action = self._action("Stop", "stopAction", self.stop_training, ["Esc", "Ctrl+."],
                                         "Stop after the current batch, keeping the best model so far")
         self.stop_action.setEnabled(False)
+        self.resume_action = self._action("Resume", "resumeAction", self.resume_last_run, ["Ctrl+Shift+R"],
+                                          "Continue the last run, which stopped, from its last completed epoch")
+        self.resume_action.setEnabled(False)
+        self.resume_run_action = self._action("Resume run…", "resumeRunAction", self._on_resume_run_triggered,
+                                              [], "Choose a stopped run's folder and continue it "
+                                              "from its last completed epoch")
+        self.tool_actions = {
+            name: self._action(TOOL_TITLES[name], f"{name}Action",
+                               lambda _=False, n=name: self.run_tool(n), [], TOOL_TIPS[name])
+            for name in TOOL_TITLES}
         self.quit_action = self._action("Quit", "quitAction", self.close, [keys.Quit], "Close the app")
         toolbar = QToolBar("Main")
         toolbar.setObjectName("mainToolBar")
         toolbar.setMovable(False)
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         for action in (self.open_folder_action, self.load_action, self.save_action, None,
-                       self.start_action, self.stop_action):
+                       self.start_action, self.stop_action, self.resume_action):
             toolbar.addSeparator() if action is None else toolbar.addAction(action)
         self.addToolBar(toolbar)
         file_menu = self.menuBar().addMenu("&File")
         for action in (self.open_folder_action, self.load_action, self.save_action,
-                       self.save_as_action, None, self.quit_action):
+                       self.save_as_action, None, self.resume_run_action, None, self.quit_action):
             file_menu.addSeparator() if action is None else file_menu.addAction(action)
         run_menu = self.menuBar().addMenu("&Run")
         run_menu.addAction(self.start_action)
         run_menu.addAction(self.stop_action)
+        run_menu.addAction(self.resume_action)
+        tools_menu = self.menuBar().addMenu("&Tools")
+        for action in self.tool_actions.values():
+            tools_menu.addAction(action)
 
     def _build_status_bar(self) -> None:
         self.device_label = QLabel("Device: detecting…")
@@ -250,6 +273,10 @@ class MainWindow(QMainWindow):
         running = self.is_running()
         self.start_action.setEnabled(not running and not self.config_error)
         self.stop_action.setEnabled(running and not self.runs.stop_requested())
+        self.resume_action.setEnabled(not running and bool(self.resumable_run_dir))
+        self.resume_run_action.setEnabled(not running)
+        for action in self.tool_actions.values():
+            action.setEnabled(not running and not self.config_error)
 
     # -- config files -----------------------------------------------------------------------
     def load_config_file(self, path: str | Path) -> bool:
@@ -370,15 +397,73 @@ class MainWindow(QMainWindow):
             self.show_error("Cannot start", f"Cannot create the runs folder {runs_dir}: {error}")
             return False
         self.last_run_config = config
-        self.run_started_event = None
-        self.hints.clear()
         self.log.add(f"Starting run in {run_dir}")
-        self.plots.start_run()
+        self._begin_run(config, "train", [])
         self.plots.set_planned_learning_rates(*self.optimizer_panel.plan)
-        self.progress.start(config.training.head_epochs + config.training.fine_tune_epochs)
         self.runs.start(config, run_dir)
         self._update_actions()
         self.statusBar().showMessage("Training started.", 3000)
+        return True
+
+    def _begin_run(self, config: Config, kind: str, history: list[dict]) -> None:
+        self.job_kind = kind
+        self.resumable_run_dir = ""
+        self.run_started_event = None
+        self._resume_history = history
+        self.hints.clear()
+        self.plots.start_run()
+        self.progress.start(config.training.head_epochs + config.training.fine_tune_epochs)
+
+    def resume_last_run(self) -> bool:
+        """Continues the last run (stopped or failed with a checkpoint) in its folder."""
+        return bool(self.resumable_run_dir) and self.resume_run(self.resumable_run_dir)
+
+    def resume_run(self, run_dir: str | Path) -> bool:
+        """Continues any stopped run from its last completed epoch, with its own config.json
+        (the settings in the window are left as they are)."""
+        if self.is_running():
+            self.statusBar().showMessage("A run is already in progress; stop it first.", 5000)
+            return False
+        run_dir = Path(run_dir)
+        problem = resume_problem(run_dir)
+        try:
+            config = Config.load(run_dir / "config.json") if not problem else None
+            state = json.loads((run_dir / "checkpoint" / "state.json").read_text(encoding="utf-8")) \
+                if not problem else {}
+        except (ConfigError, OSError, ValueError) as error:
+            problem = f"Cannot read the run folder {run_dir}: {error}"
+        if problem:
+            self.show_error("Cannot resume", problem)
+            return False
+        self.last_run_config = config
+        self.log.add(f"Resuming {run_dir} after epoch {state.get('epoch')}")
+        self._begin_run(config, "resume", list(state.get("history") or []))
+        self.runs.start_job(Job("resume", run_dir=str(run_dir)))
+        self._update_actions()
+        self.statusBar().showMessage("Resuming the run.", 3000)
+        return True
+
+    def _on_resume_run_triggered(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Resume run", str(self.data_panel.runs_dir()))
+        if folder:
+            self.resume_run(folder)
+
+    def run_tool(self, name: str) -> bool:
+        """Runs a sanity tool on the current settings in the engine process; its hints
+        and summary land in the Hints list (the range test also opens its plot)."""
+        if self.is_running():
+            self.statusBar().showMessage("A run is already in progress; stop it first.", 5000)
+            return False
+        if self.config_error:
+            self.show_error("Cannot start", f"The settings are not valid: {self.config_error}")
+            return False
+        self.job_kind = "tool"
+        self.hints.clear()
+        self.log.add(f"Running the tool: {TOOL_TITLES[name]}")
+        self.progress.start_tool(TOOL_TITLES[name])
+        self.output_tabs.setCurrentWidget(self.hints_panel)
+        self.runs.start_job(Job("tool", config=self.config.copy(), tool=name))
+        self._update_actions()
         return True
 
     def stop_training(self) -> None:
@@ -390,12 +475,17 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _on_runs_event(self, event: Event) -> None:
+        if self.job_kind == "tool":
+            self._on_tool_event(event)
+            return
         self.plots.handle_event(event)
         self.log.handle_event(event)
         self.progress.handle_event(event)
         if isinstance(event, RunStarted):
             self.run_started_event = event
             self.device_label.setText(f"Device: {event.device}")
+            for row in self._resume_history:  # the epochs before the resume, as they were
+                self.plots.handle_event(_epoch_event(row))
         elif isinstance(event, Hint):
             self.hints.add_hint(event)
             if event.severity in ("warning", "error"):
@@ -404,11 +494,53 @@ class MainWindow(QMainWindow):
             self.result_panel.show_result(event)
             self.output_tabs.setCurrentWidget(self.result_panel)
 
+    def _on_tool_event(self, event: Event) -> None:
+        self.log.handle_event(event)
+        if isinstance(event, Hint):
+            self.hints.add_hint(event)
+        elif hasattr(event, "message") and not isinstance(event, Failed):
+            self.progress.tool_message(event.message)
+
+    def _on_tool_finished(self, last: ToolFinished | Failed) -> None:
+        if isinstance(last, Failed):
+            self.progress.tool_done("Failed")
+            self.show_error("The tool failed", last.message, details=last.details or "")
+            return
+        self.progress.tool_done(f"{TOOL_TITLES.get(last.tool, last.tool)}: done")
+        summary = summary_hint(last.tool, last.result)
+        if summary is not None:
+            self.hints.add_hint(summary)
+        if last.tool == "lr_range_test" and not last.result.get("stopped"):
+            self.show_lr_range_result(last.result)
+
+    def show_lr_range_result(self, result: dict) -> LRRangeDialog:
+        """The range test's plot, with its marker at the suggested rate (non-modal)."""
+        if self.lr_dialog is not None:
+            self.lr_dialog.close()
+        self.lr_dialog = LRRangeDialog(result, self)
+        self.lr_dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.lr_dialog.apply_requested.connect(self._on_hints_fix_requested)
+        self.lr_dialog.destroyed.connect(self._on_lr_dialog_destroyed)
+        self.lr_dialog.show()
+        return self.lr_dialog
+
+    def _on_lr_dialog_destroyed(self) -> None:
+        self.lr_dialog = None
+
     def _on_runs_errored(self, message: str) -> None:
         # The Failed event that follows carries the same message to the error dialog.
         self.log.add(message, "error")
 
     def _on_runs_finished(self, last: Any) -> None:
+        kind, self.job_kind = self.job_kind, ""
+        if kind == "tool":
+            self._on_tool_finished(last)
+            self.run_finished.emit(last)
+            return
+        run_dir = getattr(last, "run_dir", "")
+        if run_dir and not resume_problem(run_dir):
+            self.resumable_run_dir = run_dir
+            self.log.add("The run can be resumed from its last completed epoch (Run > Resume).")
         if isinstance(last, Failed):
             self.show_error("Training failed", last.message,
                             details=(last.details or "") + "\n\n" + self.log.toPlainText()[-6000:])
@@ -420,6 +552,9 @@ class MainWindow(QMainWindow):
         self._update_actions()
         if self._close_requested:
             QTimer.singleShot(0, self.close)
+        elif self._restart_pending:
+            self._restart_pending = False
+            self.start_training()
 
     def _on_runs_killed(self) -> None:
         self.log.add("The run did not stop in time; the training process was ended.", "warning")
@@ -431,7 +566,20 @@ class MainWindow(QMainWindow):
             self.show_error("Cannot apply the suggestion", str(error))
             return
         self.set_config(config)
-        self.statusBar().showMessage("Applied: " + ", ".join(f"{k} = {v}" for k, v in fix.items()), 8000)
+        self.statusBar().showMessage("Applied: " + describe_fix(fix), 8000)
+        self.log.add("Applied to the settings: " + describe_fix(fix))
+
+    def _on_hints_restart_requested(self, fix: dict) -> None:
+        """Applies the fix, stops the current run (its best model is kept) and starts anew."""
+        before = self.config
+        self._on_hints_fix_requested(fix)
+        if self.config is before:
+            return  # the fix was refused (an error dialog says why)
+        if self.is_running():
+            self._restart_pending = True
+            self.stop_training()
+        else:
+            self.start_training()
 
     # -- errors ---------------------------------------------------------------------------
     def show_error(self, title: str, message: str, details: str = "") -> None:
@@ -501,6 +649,16 @@ class MainWindow(QMainWindow):
             self.data_panel.set_folder(str(path))
             self.settings_tabs.setCurrentIndex(0)
         event.acceptProposedAction()
+
+
+def _epoch_event(row: dict) -> EpochEnd:
+    """A row of a checkpoint's history as the EpochEnd event it once was."""
+    names = {"phase", "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
+             "seconds", "images_per_second"}
+    values = {key: row.get(key) for key in names}
+    values["phase"] = values["phase"] or ""
+    values["epoch"] = int(values["epoch"] or 0)
+    return EpochEnd(epochs=0, **values)
 
 
 def _dropped_path(event: QDragEnterEvent | QDropEvent) -> Path | None:

@@ -1,15 +1,19 @@
 """The training worker: a QObject that runs one training run in a QThread.
 
-By default the worker drives the engine in a child process (``gui.engine_child``) and
-turns the JSON lines it streams into event objects; with ``runner=`` it calls an engine
-function in its own thread instead (tests use this with stand-in engines).
+A worker runs one ``Job``: a new run (``train``), the continuation of a stopped run in
+its folder (``resume``), or one of the engine's sanity tools (``tool``). By default it
+drives the engine in a child process (``gui.engine_child``) and turns the JSON lines it
+streams into event objects; with ``runner=`` it calls an engine function in its own
+thread instead (tests use this with stand-in engines: ``runner(config, run_dir=,
+on_event=, stop=)`` trains, ``runner.resume(run_dir, on_event=, stop=)`` resumes and
+``runner.tool(name, config, on_event=, stop=)`` returns a tool's result as a dict).
 
 Signals (named like superqt's thread workers), all delivered queued to GUI-thread slots:
 
 - ``started()``: the run began;
 - ``event(object)``: one ``training.events`` event;
-- ``finished(object)``: the run ended; its ``Finished`` or ``Failed`` event (never None:
-  a run that ended without reporting gets a ``Failed`` made up here);
+- ``finished(object)``: the job ended; its ``Finished``, ``ToolFinished`` or ``Failed``
+  event (never None: a job that ended without reporting gets a ``Failed`` made up here);
 - ``errored(str)``: the worker itself failed (the engine could not be started); a
   ``Failed`` event with the same message follows in ``finished``.
 
@@ -26,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,10 +39,38 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from training.api import Config
 from training.events import Event, Failed, Finished, event_from_dict
 
-from gui.engine_child import STOP_COMMAND
+from gui.engine_child import STOP_COMMAND, TOOL_RESULT
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 Runner = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one worker does: ``train`` (config, run_dir), ``resume`` (run_dir) or
+    ``tool`` (tool, config)."""
+
+    kind: str
+    config: Config | None = None
+    run_dir: str = ""
+    tool: str = ""
+
+    def request(self) -> dict[str, Any]:
+        """The first line the child process reads."""
+        if self.kind == "resume":
+            return {"action": "resume", "run_dir": self.run_dir}
+        if self.kind == "tool":
+            return {"action": "tool", "tool": self.tool, "config": self.config.to_dict()}
+        return {"config": self.config.to_dict(), "run_dir": self.run_dir}
+
+
+@dataclass(frozen=True)
+class ToolFinished:
+    """A sanity tool's result, as plain values (``training.sanity``'s dataclasses as dicts,
+    their hints as event dicts)."""
+
+    tool: str
+    result: dict = field(default_factory=dict)
 
 
 def child_command() -> list[str]:
@@ -58,18 +91,19 @@ def spawn_engine_process() -> subprocess.Popen:
 
 
 class TrainingWorker(QObject):
-    """Runs ``run_training(config, run_dir=...)`` once; move it to a QThread and start."""
+    """Runs one job (a run by default); move it to a QThread and start."""
 
     started = Signal()
     event = Signal(object)
     finished = Signal(object)
     errored = Signal(str)
 
-    def __init__(self, config: Config, run_dir: str | Path, *, runner: Runner | None = None,
-                 process: subprocess.Popen | None = None) -> None:
+    def __init__(self, config: Config | None, run_dir: str | Path, *, runner: Runner | None = None,
+                 process: subprocess.Popen | None = None, job: Job | None = None) -> None:
         super().__init__()
-        self.config = config
-        self.run_dir = str(run_dir)
+        self.job = job or Job("train", config=config, run_dir=str(run_dir))
+        self.config = self.job.config
+        self.run_dir = self.job.run_dir
         self._runner = runner
         self._process = process
         self._stop = threading.Event()
@@ -94,7 +128,7 @@ class TrainingWorker(QObject):
         self.started.emit()
         try:
             if self._runner is not None:
-                self._runner(self.config, run_dir=self.run_dir, on_event=self._emit, stop=self._stop)
+                self._run_runner()
             else:
                 self._run_child()
         except Exception as error:  # noqa: BLE001  (reported to the user, never swallowed)
@@ -107,8 +141,18 @@ class TrainingWorker(QObject):
         # Never None through an ``object`` signal across threads (PySide6 refcount bug).
         self.finished.emit(self._last)
 
-    def _emit(self, event: Event) -> None:
-        if isinstance(event, (Finished, Failed)):
+    def _run_runner(self) -> None:
+        job, runner = self.job, self._runner
+        if job.kind == "resume":
+            runner.resume(self.run_dir, on_event=self._emit, stop=self._stop)
+        elif job.kind == "tool":
+            result = runner.tool(job.tool, job.config, on_event=self._emit, stop=self._stop)
+            self._emit(ToolFinished(tool=job.tool, result=dict(result)))
+        else:
+            runner(self.config, run_dir=self.run_dir, on_event=self._emit, stop=self._stop)
+
+    def _emit(self, event: Event | ToolFinished) -> None:
+        if isinstance(event, (Finished, Failed, ToolFinished)):
             self._last = event
         self.event.emit(event)
 
@@ -116,8 +160,7 @@ class TrainingWorker(QObject):
     def _run_child(self) -> None:
         process = self._process or spawn_engine_process()
         self._process = process
-        request = {"config": self.config.to_dict(), "run_dir": self.run_dir}
-        process.stdin.write((json.dumps(request) + "\n").encode())
+        process.stdin.write((json.dumps(self.job.request()) + "\n").encode())
         process.stdin.flush()
         self._pump(process)
         code = process.wait()
@@ -144,7 +187,7 @@ class TrainingWorker(QObject):
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
                 if line.strip():
-                    self._emit(event_from_dict(json.loads(line)))
+                    self._emit(_parse_line(line))
         selector.close()
 
     @staticmethod
@@ -162,6 +205,13 @@ class TrainingWorker(QObject):
         return (f"The training process ended unexpectedly (exit code {code}) without reporting "
                 "a result. Its last messages are in the log; check the data folder and settings, "
                 "then start again.")
+
+
+def _parse_line(line: bytes) -> Event | ToolFinished:
+    data = json.loads(line)
+    if data.get("type") == TOOL_RESULT:
+        return ToolFinished(tool=data.get("tool", ""), result=data.get("result") or {})
+    return event_from_dict(data)
 
 
 def _tail(process: subprocess.Popen, limit: int = 4000) -> str:

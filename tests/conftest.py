@@ -7,3 +7,15 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def stop_run_before_close(qtbot, timeout: int = 60000):
+    """A ``before_close_func`` for ``qtbot.addWidget(window, ...)``: pytest-qt closes and
+    deletes the registered widgets before fixtures are torn down, and deleting a window
+    whose run still goes on would leave its worker thread without a controller. This
+    stops the run and waits for its thread first."""
+    def stop(window) -> None:
+        if window.worker is not None:
+            window.worker.cancel()
+            qtbot.waitUntil(lambda: not window.is_running(), timeout=timeout)
+    return stop

@@ -14,6 +14,7 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from gui.window import MainWindow
+from tests.conftest import stop_run_before_close
 from tests.helpers import make_tiny_dataset
 from training.api import Config, default_config, fine_tune_learning_rate
 from training.events import Finished
@@ -31,7 +32,7 @@ def window(qtbot, tmp_path):
     window = MainWindow(config, settings=settings, prewarm=True)
     window.confirm_close_during_training = lambda: True  # never a modal question in tests
     window.data_panel.runs_dir_edit.setText(str(tmp_path / "runs"))
-    qtbot.addWidget(window)
+    qtbot.addWidget(window, before_close_func=stop_run_before_close(qtbot, 60000))
     window.show()
     yield window
     if window.worker is not None:

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QCheckBox, QMessageBox
 from gui import engine_calls
 from gui.runview import export_model
 from gui.window import MainWindow
+from tests.conftest import stop_run_before_close
 from tests.helpers import make_tiny_dataset, write_broken_files
 from training.api import Config, default_config
 from training.config import all_keys
@@ -119,7 +120,7 @@ def make_window(qtbot, tmp_path, dataset):
         window = MainWindow(config or small_config(dataset), settings=settings, runner=engine or ScriptedEngine())
         window.data_panel.runs_dir_edit.setText(str(tmp_path / "runs"))
         window.confirm_close_during_training = lambda: True  # never a modal question in tests
-        qtbot.addWidget(window)
+        qtbot.addWidget(window, before_close_func=stop_run_before_close(qtbot, 10000))
         window.show()
         windows.append(window)
         return window

@@ -61,13 +61,13 @@ def test_builtin_sample_is_generated_once_into_place(tmp_path, monkeypatch):
 
     root = sample.resolve_data_dir("builtin:shapes")
 
-    assert root == tmp_path / "home" / "samples" / "shapes"
+    assert root == tmp_path / "home" / "samples" / f"shapes-v{sample.BUILTIN_VERSION}"
     scan = scan_folder(root)
     assert scan.classes == sorted(sample.SHAPES)
     assert set(scan.counts().values()) == {3}
     assert not scan.ignored and not scan.skipped
     # Nothing half-built is left beside it, and a second call reuses it as it is.
-    assert [p.name for p in root.parent.iterdir()] == ["shapes"]
+    assert [p.name for p in root.parent.iterdir()] == [f"shapes-v{sample.BUILTIN_VERSION}"]
     stamp = {p: p.stat().st_mtime_ns for p in root.rglob("*.png")}
     assert sample.ensure_builtin_sample() == root
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*.png")} == stamp

@@ -15,7 +15,7 @@ from training.events import Event, EventCallback
 
 __all__ = [
     "Config", "ConfigError", "default_config", "fine_tune_learning_rate",
-    "Event", "EventCallback", "run_training", "scan_folder", "resolve_data_dir",
+    "Event", "EventCallback", "run_training", "resume_training", "scan_folder", "resolve_data_dir",
     "backbone_catalog", "predict", "planned_learning_rates", "preview_augmentation",
     "load_preview_images", "check_setup", "overfit_tiny_subset", "lr_range_test",
 ]
@@ -32,6 +32,16 @@ def run_training(config: Config, *, run_dir: str | Path, on_event: EventCallback
     from training.engine import run_training as _run
 
     return _run(config, run_dir=run_dir, on_event=on_event, stop=stop)
+
+
+def resume_training(run_dir: str | Path, *, on_event: EventCallback,
+                    stop: threading.Event | None = None):
+    """Continues a stopped, killed or crashed run from its last completed epoch, in the
+    same folder with its ``config.json``. Never raises: a folder that cannot be resumed
+    (no ``checkpoint/state.json``, or already finished) gives a ``Failed`` event."""
+    from training.engine import resume_training as _resume
+
+    return _resume(run_dir, on_event=on_event, stop=stop)
 
 
 def resolve_data_dir(data_dir: str) -> Path:

@@ -16,8 +16,11 @@ def _number(value) -> float:
     return float("nan") if value is None else float(value)
 
 
+_PLURALS = {"batch": "batches"}
+
+
 def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}{'es' if noun.endswith('ch') else 's'}"
+    return f"{count} {noun}" if count == 1 else f"{count} {_PLURALS.get(noun, noun + 's')}"
 
 
 def format_duration(seconds: float) -> str:

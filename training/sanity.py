@@ -510,9 +510,13 @@ def _suggest(result: LRRangeResult) -> None:
     lowest = int(np.argmin(losses))
     result.min_loss_learning_rate = float(rates[lowest])
     suggestion = rates[lowest] / 10
-    if lowest >= 2:
-        slopes = np.gradient(losses[:lowest + 1], np.log10(rates[:lowest + 1]))
-        result.steepest_learning_rate = float(rates[int(np.argmin(slopes))])
+    # The first steps are noise (the smoothing has barely started, the rates change
+    # nothing yet): like fastai's lr_find, look for the steepest descent after them.
+    skip = max(3, len(losses) // 10)
+    if lowest - skip >= 2:
+        window = slice(skip, lowest + 1)
+        slopes = np.gradient(losses[window], np.log10(rates[window]))
+        result.steepest_learning_rate = float(rates[skip + int(np.argmin(slopes))])
         suggestion = min(suggestion, result.steepest_learning_rate)
     result.suggested_learning_rate = float(f"{suggestion:.2g}")
 

@@ -15,7 +15,7 @@ from training.config import OPTIMIZERS, SCHEDULES
 
 from gui import engine_calls
 from gui.forms import ConfigForm, combo, double, optional, scientific, spin
-from gui.plots import CompactAxis, light_grid
+from gui.plots import CompactAxis, fit_rates_from_zero, light_grid
 from gui.tasks import BackgroundTasks
 
 OPTIMIZER_LABELS = {"sgd": "SGD", "adagrad": "Adagrad", "rmsprop": "RMSprop", "adam": "Adam",
@@ -67,6 +67,7 @@ class LearningRatePlot(pg.PlotWidget):
 
     def show_plan(self, epochs: list[float], values: list[float], fine_tune_start: float | None) -> None:
         self.curve.setData(np.asarray(epochs, float), np.asarray(values, float))
+        fit_rates_from_zero(self, values)
         if fine_tune_start is None:
             self.marker.hide()
         else:
