@@ -360,3 +360,12 @@ def test_unreadable_files_are_skipped_with_the_reason(tmp_path, monkeypatch):
     assert str(locked) not in result.files
     assert dict(result.skipped)[str(locked)].startswith("permission denied")
     assert len(result.files) == 5
+
+
+def test_content_that_does_not_match_the_extension_is_used_by_its_content(tmp_path):
+    # A PNG saved as .jpg (common after renaming) decodes by its content, not its name.
+    path = tmp_path / "really_a_png.jpg"
+    Image.new("RGB", (20, 10), (10, 200, 30)).save(path, "PNG")
+    image = load_image(path, 8)
+    assert image.shape == (8, 8, 3)
+    np.testing.assert_array_equal(image[4, 4], [10, 200, 30])

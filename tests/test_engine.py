@@ -372,3 +372,28 @@ def test_disk_full_while_saving_fails_clearly_and_keeps_earlier_files(tmp_path, 
     assert (tmp_path / "run" / "best.keras").read_bytes() == saves[0]
     keras.saving.load_model(tmp_path / "run" / "best.keras", compile=False)
     assert (tmp_path / "run" / "metrics.csv").read_text().count("\n") >= 2
+
+
+def test_unwritable_run_folder_is_a_clear_error(tmp_path, monkeypatch):
+    # As root chmod cannot take write access away: make creating the folder fail instead.
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    recorder = Recorder()
+    result = run_training(small_config(tmp_path), run_dir=tmp_path / "locked" / "run", on_event=recorder)
+    assert result.stop_reason == "failed"
+    message = recorder.of(Failed)[0].message
+    assert "Cannot write the run folder" in message and "Permission denied" in message
+
+
+def test_a_damaged_model_file_never_replaces_the_good_one(tmp_path):
+    from training.rundir import atomic_path, verify_keras_archive
+
+    target = tmp_path / "best.keras"
+    target.write_bytes(b"the good one")
+    with pytest.raises(OSError, match="damaged"):
+        with atomic_path(target, verify=verify_keras_archive) as tmp:
+            tmp.write_bytes(b"PK\x03\x04 torn in half")
+    assert target.read_bytes() == b"the good one"
+    assert [p.name for p in tmp_path.iterdir()] == ["best.keras"]

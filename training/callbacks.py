@@ -22,7 +22,7 @@ import keras
 from training.diagnostics import Diagnostics
 from training.events import BatchEnd, EpochEnd, Event
 from training.optim import current_learning_rate
-from training.rundir import atomic_path
+from training.rundir import atomic_path, verify_keras_archive
 
 EMIT_INTERVAL_SECONDS = 0.1
 
@@ -172,7 +172,7 @@ class EventBridge(keras.callbacks.Callback):
             self.emit(hint)
 
     def _save_best(self) -> None:
-        with atomic_path(self.best_path) as tmp:
+        with atomic_path(self.best_path, verify=verify_keras_archive) as tmp:
             self.model.save(tmp)
 
     def _epoch_number(self) -> int:

@@ -37,10 +37,12 @@ class RunDirError(OSError):
 
 
 @contextmanager
-def atomic_path(target: Path, suffix: str = "") -> Iterator[Path]:
+def atomic_path(target: Path, suffix: str = "",
+                verify: Callable[[Path], None] | None = None) -> Iterator[Path]:
     """Yields a temporary path beside ``target``; on success it replaces ``target``.
 
-    The caller writes the file at the yielded path (any writer, e.g. ``model.save``).
+    The caller writes the file at the yielded path (any writer, e.g. ``model.save``);
+    ``verify(path)`` may raise to keep the old file when the new one is not sound.
     """
     target = Path(target)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix,
@@ -52,11 +54,27 @@ def atomic_path(target: Path, suffix: str = "") -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
+        if verify is not None:
+            verify(tmp)
         os.replace(tmp, target)
         _fsync_dir(target.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def verify_keras_archive(path: Path) -> None:
+    """Raises OSError unless ``path`` is a complete .keras zip (every member's CRC checked)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            broken = archive.testzip()
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError) as error:
+        raise OSError(f"the model file just written is damaged ({error}); the previous one is kept") from None
+    if broken or not {"config.json", "model.weights.h5"} <= names:
+        raise OSError("the model file just written is incomplete; the previous one is kept")
 
 
 def write_text_atomic(target: Path, text: str) -> None:
