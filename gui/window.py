@@ -380,13 +380,19 @@ class MainWindow(QMainWindow):
     def is_running(self) -> bool:
         return self.runs.is_running()
 
-    def start_training(self) -> bool:
-        """Starts a run with the current settings; refused while one runs or if invalid."""
+    def _ready_to_start(self, *, check_settings: bool = True) -> bool:
+        """One job at a time, and only with valid settings; says why not in the window."""
         if self.is_running():
             self.statusBar().showMessage("A run is already in progress; stop it first.", 5000)
             return False
-        if self.config_error:
+        if check_settings and self.config_error:
             self.show_error("Cannot start", f"The settings are not valid: {self.config_error}")
+            return False
+        return True
+
+    def start_training(self) -> bool:
+        """Starts a run with the current settings; refused while one runs or if invalid."""
+        if not self._ready_to_start():
             return False
         config = self.config.copy()
         runs_dir = self.data_panel.runs_dir()
@@ -421,8 +427,7 @@ class MainWindow(QMainWindow):
     def resume_run(self, run_dir: str | Path) -> bool:
         """Continues any stopped run from its last completed epoch, with its own config.json
         (the settings in the window are left as they are)."""
-        if self.is_running():
-            self.statusBar().showMessage("A run is already in progress; stop it first.", 5000)
+        if not self._ready_to_start(check_settings=False):
             return False
         run_dir = Path(run_dir)
         problem = resume_problem(run_dir)
@@ -451,11 +456,7 @@ class MainWindow(QMainWindow):
     def run_tool(self, name: str) -> bool:
         """Runs a sanity tool on the current settings in the engine process; its hints
         and summary land in the Hints list (the range test also opens its plot)."""
-        if self.is_running():
-            self.statusBar().showMessage("A run is already in progress; stop it first.", 5000)
-            return False
-        if self.config_error:
-            self.show_error("Cannot start", f"The settings are not valid: {self.config_error}")
+        if not self._ready_to_start():
             return False
         self.job_kind = "tool"
         self.hints.clear()
