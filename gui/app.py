@@ -21,8 +21,41 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def display_problem(environ: dict[str, str] | None = None, platform: str | None = None) -> str:
+    """Why Qt cannot open a window here, or "".
+
+    On Linux, Qt with no display to talk to aborts the process with a core dump, so this
+    is checked before Qt is imported. ``QT_QPA_PLATFORM`` may name a platform that needs no
+    display (offscreen, vnc, eglfs, ...); it may also list fallbacks ("wayland;xcb").
+    """
+    environ = os.environ if environ is None else environ
+    platform = sys.platform if platform is None else platform
+    if not platform.startswith("linux"):
+        return ""
+    has_x11 = bool(environ.get("DISPLAY"))
+    has_wayland = bool(environ.get("WAYLAND_DISPLAY"))
+    requested = [name.strip().split(":")[0] for name in environ.get("QT_QPA_PLATFORM", "").split(";")]
+    requested = [name for name in requested if name]
+    if not requested:
+        usable = has_x11 or has_wayland
+    else:
+        usable = any((has_x11 if name == "xcb" else has_wayland if name.startswith("wayland") else True)
+                     for name in requested)
+    if usable:
+        return ""
+    missing = ("neither DISPLAY nor WAYLAND_DISPLAY is set" if not requested else
+               f"QT_QPA_PLATFORM={environ['QT_QPA_PLATFORM']} needs a display that is not set")
+    return (f"the desktop app needs a display, and none was found ({missing}). Use the command "
+            "line instead (python main.py train ...; see python main.py --help), or run the app "
+            "under a virtual display: xvfb-run python main.py gui")
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    problem = display_problem()
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -38,7 +71,7 @@ def main(argv: list[str]) -> int:
     if args.config:
         window.load_config_file(args.config)
     if args.data:
-        window.data_panel.set_folder(os.path.abspath(args.data))
+        window.data_panel.set_folder(_absolute(args.data))
     window.show()
     QTimer.singleShot(0, lambda: _on_shown(window))
     code = app.exec()
@@ -46,6 +79,13 @@ def main(argv: list[str]) -> int:
 
     engine_calls.shutdown()
     return code
+
+
+def _absolute(path: str) -> str:
+    try:
+        return os.path.abspath(path)
+    except OSError:  # the current folder was deleted: the data panel reports the path as missing
+        return path
 
 
 def _on_shown(window) -> None:

@@ -9,13 +9,14 @@ when the app closes.
 
 from __future__ import annotations
 
-import json
+import os
 import subprocess
 import time
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
+from training import rundir
 from training.api import Config
 
 from gui.worker import Job, Runner, TrainingWorker, spawn_engine_process, start_worker
@@ -24,10 +25,14 @@ STOP_TIMEOUT_MS = 60_000  # a graceful stop that takes longer than this ends the
 
 
 def next_run_dir(runs_dir: Path, backbone: str) -> Path:
-    """``runs_dir/<YYYYmmdd-HHMMSS>-<backbone>``, with ``~2``, ``~3`` if it exists."""
+    """``runs_dir/<YYYYmmdd-HHMMSS>-<backbone>``, with ``~2``, ``~3`` if that name is taken.
+
+    The name is new, so the engine (which writes a new run only into a new or empty
+    folder) takes it; a dangling link counts as taken.
+    """
     run_dir = runs_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{backbone}"
     base, suffix = run_dir.name, 1
-    while run_dir.exists():
+    while os.path.lexists(run_dir):
         suffix += 1
         run_dir = run_dir.with_name(f"{base}~{suffix}")
     return run_dir
@@ -36,27 +41,11 @@ def next_run_dir(runs_dir: Path, backbone: str) -> Path:
 def resume_problem(run_dir: str | Path) -> str:
     """Why ``run_dir`` cannot be resumed, or "" when it can.
 
-    Reads only the run folder's JSON files (``config.json``, ``checkpoint/state.json``,
-    ``summary.json``), as ``training.engine.resume_training`` checks them, so the window
-    can enable its Resume action without asking the engine.
+    Asks ``training.rundir``, which checks the folder's files as the engine's resume does
+    (without Keras, writing nothing) and whether another run holds the folder, so the
+    window can enable its Resume action without starting the engine.
     """
-    run_dir = Path(run_dir)
-    state_file = run_dir / "checkpoint" / "state.json"
-    if not (run_dir / "config.json").is_file():
-        return f"{run_dir} is not a run folder (it has no config.json)."
-    if not state_file.is_file():
-        return f"{run_dir} has no checkpoint: no epoch of that run completed."
-    try:
-        state = json.loads(state_file.read_text(encoding="utf-8"))
-        training = json.loads((run_dir / "config.json").read_text(encoding="utf-8")).get("training", {})
-        summary_file = run_dir / "summary.json"
-        summary = json.loads(summary_file.read_text(encoding="utf-8")) if summary_file.is_file() else {}
-    except (OSError, ValueError, AttributeError) as error:
-        return f"Cannot read the run folder {run_dir}: {error}"
-    planned = int(training.get("head_epochs", 0) or 0) + int(training.get("fine_tune_epochs", 0) or 0)
-    if summary.get("stop_reason") in ("completed", "early_stopping") or int(state.get("epoch", 0)) >= planned:
-        return f"{run_dir} already finished ({state.get('epoch', 0)} of {planned} epochs); there is nothing to resume."
-    return ""
+    return rundir.resume_problem(run_dir)
 
 
 class RunController(QObject):

@@ -65,8 +65,8 @@ def test_train_then_predict(tmp_path, capsys):
     assert "epoch 6/6" in captured.err and "Finished (completed)" in captured.err
     assert Config.load(run_dir / "config.json").augmentation.rotation == 0.0
 
-    # The same folder again is refused: an earlier run is never overwritten.
-    assert main(["train", str(config), "--data", str(data), "--out", str(run_dir)]) == 1
+    # The same folder again is refused (unusable input: exit 2): an earlier run is never overwritten.
+    assert main(["train", str(config), "--data", str(data), "--out", str(run_dir)]) == 2
     assert "already holds a run" in capsys.readouterr().err
 
     broken = write_broken_files(tmp_path / "unlabelled")

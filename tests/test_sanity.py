@@ -141,5 +141,5 @@ def test_cli_check_and_lr_find(data_dir, capsys):
 def test_cli_sanity_commands_fail_cleanly_on_a_bad_folder(tmp_path, capsys):
     (tmp_path / "only").mkdir()
     assert main(["overfit", "--data", str(tmp_path), "--set", "model.backbone=SmallCNN",
-                 "--set", "model.weights=none"]) == 1
+                 "--set", "model.weights=none"]) == 2
     assert "at least 2" in capsys.readouterr().err

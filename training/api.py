@@ -37,8 +37,9 @@ def run_training(config: Config, *, run_dir: str | Path, on_event: EventCallback
 def resume_training(run_dir: str | Path, *, on_event: EventCallback,
                     stop: threading.Event | None = None):
     """Continues a stopped, killed or crashed run from its last completed epoch, in the
-    same folder with its ``config.json``. Never raises: a folder that cannot be resumed
-    (no ``checkpoint/state.json``, or already finished) gives a ``Failed`` event."""
+    same folder with its ``config.json``; a run that never completed an epoch starts over
+    there. Never raises: a folder that cannot be resumed (not a run, in use, damaged, already
+    finished, or its classes changed) gives a ``Failed`` event and nothing is written."""
     from training.engine import resume_training as _resume
 
     return _resume(run_dir, on_event=on_event, stop=stop)

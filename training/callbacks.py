@@ -22,7 +22,7 @@ import keras
 from training.diagnostics import Diagnostics
 from training.events import BatchEnd, EpochEnd, Event
 from training.optim import current_learning_rate
-from training.rundir import atomic_path, verify_keras_archive
+from training.rundir import atomic_path, keras_temp_folder, verify_keras_archive
 
 EMIT_INTERVAL_SECONDS = 0.1
 
@@ -172,7 +172,9 @@ class EventBridge(keras.callbacks.Callback):
             self.emit(hint)
 
     def _save_best(self) -> None:
-        with atomic_path(self.best_path, verify=verify_keras_archive) as tmp:
+        # Keras's temporary folders go into the run folder, where a kill's leftovers are found.
+        with atomic_path(self.best_path, verify=verify_keras_archive) as tmp, \
+                keras_temp_folder(self.best_path.parent):
             self.model.save(tmp)
 
     def _epoch_number(self) -> int:

@@ -8,6 +8,11 @@ and what is allowed, in the style of Keras's own argument checks:
 
 Every key is documented in README.md ("Config reference"); ``tests/test_config.py``
 checks that the README lists every key this module defines.
+
+A config file is read with ``training.files.read_text``: regular files only (a FIFO or
+``/dev/zero`` would block or never end) and at most ``MAX_CONFIG_BYTES``. A config is a
+few kB, so 1 MB leaves room for any hand-written one and refuses everything else before
+it is parsed. Every failure to read, decode or parse it is a ``ConfigError``.
 """
 
 from __future__ import annotations
@@ -16,11 +21,26 @@ import copy
 import dataclasses
 import json
 import math
+import os
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from training.files import FileReadError, parse_json, read_text
+
 SCHEMA_VERSION = 1
+
+# A config is a few kB (the complete default config is about 2 kB).
+MAX_CONFIG_BYTES = 1024**2
+
+# numpy's and TensorFlow's seeds are unsigned 32-bit integers.
+MAX_SEED = 2**32 - 1
+
+# The weights between two consecutive hidden layers of the head: 8192 x 8192 is far beyond
+# any useful head and still fits in about 1 GB (float32 weights, gradients and Adam's two
+# slots); 65536 x 65536, which each size alone allows, would need 69 GB when the model is built.
+MAX_HEAD_LAYER_WEIGHTS = 8192 * 8192
 
 BUILTIN_SAMPLE = "builtin:shapes"
 
@@ -184,8 +204,12 @@ class Config:
                 f"`schema_version` {version!r} is not supported; this version of the app "
                 f"reads schema_version {SCHEMA_VERSION}."
             )
-        config = _build(cls, data, "")
-        validate(config)
+        try:
+            config = _build(cls, data, "")
+            validate(config)
+        except RecursionError:  # a value nested thousands deep, built by hand
+            raise ConfigError("The config holds a value nested too deeply to be a setting; "
+                              "every setting is a number, a string, or a list of numbers.") from None
         return config
 
     def to_json(self) -> str:
@@ -193,26 +217,37 @@ class Config:
 
     @classmethod
     def from_json(cls, text: str) -> Config:
+        """Parses and validates a config's JSON text.
+
+        Raises:
+            ConfigError: not JSON, nested too deeply, or an invalid config.
+        """
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ConfigError(f"The config is not valid JSON: {error}") from None
+            data = parse_json(text, what="config")
+        except FileReadError as error:
+            raise ConfigError(str(error)) from None
         return cls.from_dict(data)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_json(), encoding="utf-8")
 
     @classmethod
-    def load(cls, path: str | Path) -> Config:
-        path = Path(path)
+    def load(cls, path: str | os.PathLike) -> Config:
+        """Reads a config file: a regular UTF-8 file of at most ``MAX_CONFIG_BYTES``.
+
+        Raises:
+            ConfigError: the file cannot be read (missing, a folder, a FIFO or device, too
+                large, not UTF-8), is not JSON, or holds an invalid config; the message
+                names the file.
+        """
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as error:
-            raise ConfigError(f"Cannot read config file {path}: {error.strerror or error}") from None
+            text = read_text(path, max_bytes=MAX_CONFIG_BYTES, what="config file")
+        except FileReadError as error:
+            raise ConfigError(str(error)) from None
         try:
             return cls.from_json(text)
         except ConfigError as error:
-            raise ConfigError(f"{path}: {error}") from None
+            raise ConfigError(f"{_short_path(path)}: {error}") from None
 
     def copy(self) -> Config:
         return copy.deepcopy(self)
@@ -225,10 +260,10 @@ class Config:
             parts = dotted.split(".")
             for part in parts[:-1]:
                 if not isinstance(node.get(part), dict):
-                    raise ConfigError(f"Unknown config key `{dotted}`. {_known_keys_hint(node)}")
+                    raise ConfigError(f"Unknown config key `{_shown_text(dotted)}`. {_known_keys_hint(node)}")
                 node = node[part]
             if parts[-1] not in node:
-                raise ConfigError(f"Unknown config key `{dotted}`. {_known_keys_hint(node)}")
+                raise ConfigError(f"Unknown config key `{_shown_text(dotted)}`. {_known_keys_hint(node)}")
             node[parts[-1]] = value
         return Config.from_dict(data)
 
@@ -241,11 +276,17 @@ def parse_override(text: str) -> tuple[str, Any]:
     """Parses a CLI ``--set section.key=value``; the value is JSON, or a plain string."""
     key, sep, raw = text.partition("=")
     if not sep or not key:
-        raise ConfigError(f"`--set` expects section.key=value. Received: {text!r}")
+        raise ConfigError(f"`--set` expects section.key=value. Received: {_shown(text)}")
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:
         value = raw
+    except RecursionError:
+        raise ConfigError(f"`--set {_shown_text(key.strip())}`: the value is nested too deeply "
+                          "to be a setting.") from None
+    except ValueError:  # Python reads integers of at most 4300 digits
+        raise ConfigError(f"`--set {_shown_text(key.strip())}`: the value is a number too long to be "
+                          "a setting (over 4300 digits).") from None
     return key.strip(), value
 
 
@@ -264,6 +305,40 @@ def all_keys(config: Config | None = None) -> list[str]:
     return walk(config or Config(), "")
 
 
+# -- showing received values ---------------------------------------------------------
+def _bounded_repr() -> reprlib.Repr:
+    shown = reprlib.Repr()
+    shown.maxlevel, shown.maxlist, shown.maxdict, shown.maxtuple = 3, 8, 8, 8
+    shown.maxstring, shown.maxother, shown.maxlong = 160, 160, 40
+    return shown
+
+
+_REPR = _bounded_repr()
+
+
+def _shown_text(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else f"{text[:limit - 50]}...{text[-40:]} ({len(text)} characters)"
+
+
+def _shown(value: Any, *, as_json: bool = False) -> str:
+    """A received value as a message shows it, bounded in length and depth.
+
+    A plain ``repr`` of a list nested 100,000 deep raises RecursionError, and a path of a
+    megabyte would bury the message; both are shortened. ``as_json`` writes strings with
+    double quotes and true/false/null, as in the config file.
+    """
+    if isinstance(value, str):
+        text = _shown_text(value)
+        return json.dumps(text) if as_json else repr(text)
+    if as_json and (value is None or isinstance(value, (bool, float))):
+        return json.dumps(value)
+    return _REPR.repr(value)
+
+
+def _short_path(path: str | os.PathLike) -> str:
+    return _shown_text(os.fsdecode(path))
+
+
 # -- building from plain data -----------------------------------------------------------
 def _known_keys_hint(node: dict) -> str:
     return "Known keys here: " + ", ".join(sorted(node)) + "."
@@ -275,7 +350,7 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     if unknown:
         where = f"in `{prefix[:-1]}`" if prefix else "at the top level"
         raise ConfigError(
-            f"Unknown config key `{prefix}{unknown[0]}` {where}. "
+            f"Unknown config key `{prefix}{_shown_text(str(unknown[0]))}` {where}. "
             f"Allowed keys: {', '.join(fields)}."
         )
     kwargs = {}
@@ -287,7 +362,7 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
             if not isinstance(value, dict):
                 raise ConfigError(
                     f"`{key}` must be an object with keys {', '.join(f.name for f in dataclasses.fields(default))}. "
-                    f"Received: {key}={value!r}"
+                    f"Received: {key}={_shown(value)}"
                 )
             kwargs[name] = _build(type(default), value, key + ".")
         else:
@@ -305,38 +380,38 @@ def _coerce(key: str, value: Any, default: Any, annotation: Any) -> Any:
     if "bool" in annotation:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"`{key}` must be true or false. Received: {key}={value!r}")
+        raise ConfigError(f"`{key}` must be true or false. Received: {key}={_shown(value)}")
     if annotation.startswith("list"):
         if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             return list(value)
-        raise ConfigError(f"`{key}` must be a list of integers, e.g. [256, 128]. Received: {key}={value!r}")
+        raise ConfigError(f"`{key}` must be a list of integers, e.g. [256, 128]. Received: {key}={_shown(value)}")
     if "int | str" in annotation:
         if isinstance(value, (int, str)) and not isinstance(value, bool):
             return value
-        raise ConfigError(f"`{key}` must be an integer or \"all\". Received: {key}={value!r}")
+        raise ConfigError(f"`{key}` must be an integer or \"all\". Received: {key}={_shown(value)}")
     if annotation.startswith("int"):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        raise ConfigError(f"`{key}` must be an integer. Received: {key}={value!r}")
+        raise ConfigError(f"`{key}` must be an integer. Received: {key}={_shown(value)}")
     if annotation.startswith("float"):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if not math.isfinite(value):
-                raise ConfigError(f"`{key}` must be a finite number. Received: {key}={value!r}")
+                raise ConfigError(f"`{key}` must be a finite number. Received: {key}={_shown(value)}")
             return float(value)
-        raise ConfigError(f"`{key}` must be a number. Received: {key}={value!r}")
+        raise ConfigError(f"`{key}` must be a number. Received: {key}={_shown(value)}")
     if annotation.startswith("str"):
         if isinstance(value, str):
             return value
-        raise ConfigError(f"`{key}` must be a string. Received: {key}={value!r}")
+        raise ConfigError(f"`{key}` must be a string. Received: {key}={_shown(value)}")
     return value
 
 
 # -- value checks ---------------------------------------------------------------------
 def _check(condition: bool, key: str, value: Any, allowed: str) -> None:
     if not condition:
-        raise ConfigError(f"`{key}` must be {allowed}. Received: {key}={json.dumps(value)}")
+        raise ConfigError(f"`{key}` must be {allowed}. Received: {key}={_shown(value, as_json=True)}")
 
 
 def _in_range(key: str, value: float, low: float, high: float, *, low_open: bool = False,
@@ -351,6 +426,24 @@ def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
     _check(value in choices, key, value, "one of " + ", ".join(repr(c) for c in choices))
 
 
+def _path_text(key: str, value: str) -> None:
+    # The operating system cannot take a NUL byte in a path: every file call would raise.
+    _check("\x00" not in value, key, value, "a path without NUL characters")
+
+
+def _seed(key: str, value: int) -> None:
+    _check(0 <= value <= MAX_SEED, key, value, f"an integer in [0, {MAX_SEED}] (2**32 - 1)")
+
+
+def _head_sizes(hidden_units: list[int]) -> None:
+    for i, units in enumerate(hidden_units):
+        _in_range(f"model.head.hidden_units[{i}]", units, 1, 65536)
+    for i, (units_in, units_out) in enumerate(zip(hidden_units, hidden_units[1:])):
+        _check(units_in * units_out <= MAX_HEAD_LAYER_WEIGHTS, "model.head.hidden_units", hidden_units,
+               f"layers whose consecutive sizes multiply to at most {MAX_HEAD_LAYER_WEIGHTS:,} weights "
+               f"(layers {i + 1} and {i + 2} would need {units_in * units_out:,}, gigabytes of memory)")
+
+
 def validate(config: Config) -> None:
     """Checks every value's range and the combinations that cannot work together.
 
@@ -359,14 +452,18 @@ def validate(config: Config) -> None:
     """
     d = config.data
     _check(bool(d.dir.strip()), "data.dir", d.dir, "a folder path or \"builtin:shapes\"")
+    _path_text("data.dir", d.dir)
+    if d.validation_dir is not None:
+        _path_text("data.validation_dir", d.validation_dir)
     _in_range("data.validation_split", d.validation_split, 0.0, 0.9)
-    if d.validation_dir is None:
+    if d.validation_dir is None or not d.validation_dir.strip():
         _check(d.validation_split > 0, "data.validation_split", d.validation_split,
                "> 0 when no `data.validation_dir` is given (the best model is chosen on validation data)")
     if d.image_size is not None:
         _in_range("data.image_size", d.image_size, 32, 1024)
     _in_range("data.batch_size", d.batch_size, 1, 4096)
     _choice("data.class_weight", d.class_weight, ("none", "balanced"))
+    _seed("data.seed", d.seed)
 
     m = config.model
     _choice("model.backbone", m.backbone, BACKBONES)
@@ -376,8 +473,8 @@ def validate(config: Config) -> None:
     if m.backbone == "SmallCNN":
         _check(m.weights != "imagenet", "model.weights", m.weights,
                "\"none\" or a weights file for the SmallCNN backbone (it has no ImageNet weights)")
-    for i, units in enumerate(m.head.hidden_units):
-        _in_range(f"model.head.hidden_units[{i}]", units, 1, 65536)
+    _path_text("model.weights", m.weights)
+    _head_sizes(m.head.hidden_units)
     _choice("model.head.activation", m.head.activation, ACTIVATIONS)
     _in_range("model.head.dropout", m.head.dropout, 0.0, 1.0, high_open=True)
     _choice("model.head.kernel_initializer", m.head.kernel_initializer, INITIALIZERS)
@@ -441,6 +538,7 @@ def validate(config: Config) -> None:
                   low_open=True)
     _choice("training.monitor", t.monitor, MONITORS)
     _in_range("training.early_stopping.patience", t.early_stopping.patience, 0, 10000)
+    _seed("training.seed", t.seed)
 
 
 def fine_tune_learning_rate(config: Config) -> float:

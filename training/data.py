@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from training.images import IMAGE_EXTENSIONS, ImageLoadError, load_image, probe_image
+from training.files import display_path, file_kind, path_problem
+from training.images import IMAGE_EXTENSIONS, ImageLoadError, kind_reason, load_image, probe_image
 from training.sample import resolve_data_dir
 
 if TYPE_CHECKING:
@@ -100,13 +101,15 @@ class DataBundle:
         from training.events import DataReport
 
         scans = [s for s in (self.scan, self.validation_scan) if s is not None]
+        # Paths are for people (printed, shown, written as JSON): a file name that is not
+        # UTF-8 shows its odd bytes as escapes rather than breaking every one of those.
         return DataReport(
-            root=self.scan.root,
+            root=display_path(self.scan.root),
             classes=list(self.classes),
             train_counts=dict(self.train_counts),
             validation_counts=dict(self.validation_counts),
-            skipped=[{"path": p, "reason": r} for s in scans for p, r in s.skipped],
-            ignored=[{"path": p, "reason": r} for s in scans for p, r in s.ignored],
+            skipped=[{"path": display_path(p), "reason": r} for s in scans for p, r in s.skipped],
+            ignored=[{"path": display_path(p), "reason": r} for s in scans for p, r in s.ignored],
             warnings=list(self.warnings),
         )
 
@@ -116,44 +119,61 @@ def scan_folder(root: str | os.PathLike, *, verify: bool = True) -> ScanResult:
     """Finds the classes (immediate subfolders) and their images (at any depth).
 
     Hidden and system files and folders are ignored, files directly in ``root`` are
-    ignored, symbolic links to folders are not followed (no loops), and with ``verify``
-    each file's header is read (no decoding) so that non-images are skipped early.
+    ignored, symbolic links to folders are not followed (no loops), only regular files
+    are used (a FIFO or a device would block or never end), and with ``verify`` each
+    file's header is read (no decoding) so that non-images are skipped early. The walk
+    keeps its own stack, so any depth of folders works.
 
     Raises:
         DataError: ``root`` does not exist, is not a folder, cannot be read, or has
             fewer than two class folders with usable images.
     """
-    root_path = resolve_data_dir(str(root)).absolute()
-    if not root_path.exists():
-        raise DataError(f"The data folder {root_path} does not exist. Choose a folder that "
-                        "holds one subfolder of images per class, e.g. data/cats/*.jpg.")
-    if not root_path.is_dir():
-        raise DataError(f"The data path {root_path} is a file, not a folder. Choose a folder that "
-                        "holds one subfolder of images per class, e.g. data/cats/*.jpg.")
+    root_path = _usable_folder(root, "data folder")
+    result = _scan(root_path, verify)
+    if len(result.classes) < 2:
+        raise DataError(_too_few_classes_message(root_path, result.classes, result.ignored))
+    return result
+
+
+def _usable_folder(folder: str | os.PathLike, what: str) -> Path:
+    """The absolute path of ``folder`` (``builtin:`` names resolved) once it is known to be
+    a folder that can be read; checked without raising anything but ``DataError``
+    (``Path.exists()`` raises on a name over 255 bytes or a folder that cannot be entered)."""
+    try:
+        path = resolve_data_dir(os.fsdecode(folder)).absolute()
+    except (OSError, RuntimeError) as error:  # no home folder for "~", a deleted working folder
+        raise DataError(f"Cannot use the {what} {display_path(folder)}: {error}.") from None
+    problem = path_problem(path, want="folder")
+    if problem:
+        raise DataError(f"Cannot use the {what}: {problem}. Choose a folder that holds one "
+                        "subfolder of images per class, e.g. data/cats/*.jpg.")
+    return path
+
+
+def _scan(root: Path, verify: bool) -> ScanResult:
+    """``scan_folder`` without the minimum of two classes."""
     skipped: list[tuple[str, str]] = []
     ignored: list[tuple[str, str]] = []
     warnings: list[str] = []
-    class_dirs = _class_dirs(root_path, ignored)
     classes, files, labels = [], [], []
-    for name, folder in class_dirs:
+    for name, folder in _class_dirs(root, ignored):
         found = _class_files(folder, verify, skipped, ignored)
         if not found:
-            warnings.append(f"Class folder '{name}' has no usable images and was left out.")
+            warnings.append(f"Class folder '{display_path(name)}' has no usable images and was left out.")
             continue
         files += found
         labels += [len(classes)] * len(found)
         classes.append(name)
-    if len(classes) < 2:
-        raise DataError(_too_few_classes_message(root_path, classes, ignored))
-    return ScanResult(str(root_path), classes, files, labels, skipped, ignored, warnings)
+    return ScanResult(str(root), classes, files, labels, skipped, ignored, warnings)
 
 
 def _class_dirs(root: Path, ignored: list[tuple[str, str]]) -> list[tuple[str, Path]]:
     """Immediate subfolders of ``root`` that can be classes, sorted by name."""
     try:
-        entries = sorted(os.scandir(root), key=lambda e: e.name)
+        with os.scandir(root) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
     except OSError as error:
-        raise DataError(f"Cannot read the data folder {root}: {error.strerror or error}. "
+        raise DataError(f"Cannot read the folder {display_path(root)}: {error.strerror or error}. "
                         "Check that it exists and that you may read it.") from None
     found = []
     for entry in entries:
@@ -162,6 +182,7 @@ def _class_dirs(root: Path, ignored: list[tuple[str, str]]) -> list[tuple[str, P
         if rule:
             ignored.append((path, rule))
         elif _is_dir(entry):
+            _check_class_name(entry.name, path)
             found.append((entry.name, Path(path)))
         else:
             ignored.append((path, "file directly in the data folder: only files inside a class "
@@ -169,40 +190,80 @@ def _class_dirs(root: Path, ignored: list[tuple[str, str]]) -> list[tuple[str, P
     return found
 
 
+def _check_class_name(name: str, path: str) -> None:
+    """A class name is stored in the run folder and shown everywhere, so it must be text:
+    a folder name with bytes that are not UTF-8 is refused (its files need not be)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DataError(f"The class folder {display_path(path)} has a name that is not valid UTF-8 "
+                        "text, so it cannot be used as a class name. Rename the folder.") from None
+
+
 def _class_files(folder: Path, verify: bool, skipped: list, ignored: list) -> list[str]:
-    """Usable image files anywhere below one class folder, sorted."""
+    """Usable image files anywhere below one class folder, sorted.
+
+    Top-down like ``os.walk`` (each folder's subfolders, then its files, by name), but with
+    an explicit stack: ``os.walk`` recurses in Python 3.11 and fails past ~1,000 levels.
+    """
     found: list[str] = []
-
-    def on_error(error: OSError) -> None:
-        skipped.append((error.filename or str(folder), f"cannot read folder: {error.strerror or error}"))
-
-    # followlinks=False: a link to a parent folder would otherwise loop forever.
-    for dirpath, dirnames, filenames in os.walk(folder, onerror=on_error, followlinks=False):
-        kept = []
-        for name in sorted(dirnames):
-            path = os.path.join(dirpath, name)
-            rule = _ignore_rule(name, is_dir=True)
-            if rule is None and os.path.islink(path):
+    pending = [os.fspath(folder)]
+    while pending:
+        current = pending.pop()
+        try:
+            with os.scandir(current) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as error:
+            skipped.append((current, f"cannot read folder: {error.strerror or error}"))
+            continue
+        folders = [entry for entry in entries if _is_dir(entry)]
+        subfolders = []
+        for entry in folders:
+            path = os.path.join(current, entry.name)
+            rule = _ignore_rule(entry.name, is_dir=True)
+            # Links to folders are not followed: a link to a parent folder would loop forever.
+            if rule is None and entry.is_symlink():
                 rule = "symbolic link to a folder (not followed)"
             if rule:
                 ignored.append((path, rule))
             else:
-                kept.append(name)
-        dirnames[:] = kept
-        for name in sorted(filenames):
-            path = os.path.join(dirpath, name)
-            rule = _ignore_rule(name, is_dir=False)
+                subfolders.append(path)
+        for entry in entries:
+            if _is_dir(entry):
+                continue
+            path = os.path.join(current, entry.name)
+            rule = _ignore_rule(entry.name, is_dir=False)
             if rule:
                 ignored.append((path, rule))
                 continue
-            reason = _unsupported_reason(path)
+            reason = _unsupported_reason(path) or _not_regular_reason(entry, path)
             if reason:
                 skipped.append((path, reason))
             else:
                 found.append(path)
+        pending.extend(reversed(subfolders))  # the first subfolder is walked next
     if verify:
         found = _verified(found, skipped)
     return sorted(found)
+
+
+def _not_regular_reason(entry: os.DirEntry, path: str) -> str | None:
+    """None for a regular file (or a link to one); else why it is not read.
+
+    ``DirEntry.is_file`` costs no system call for a plain file: the file type comes with
+    the folder listing. A FIFO would block the first read forever, a device never end.
+    """
+    try:
+        if entry.is_file():
+            return None
+    except OSError:
+        pass
+    kind = file_kind(path)
+    if kind == "file":
+        return None
+    if kind == "missing" and entry.is_symlink():
+        return "broken symbolic link (what it points to does not exist)"
+    return kind_reason(kind)
 
 
 def _verified(paths: list[str], skipped: list) -> list[str]:
@@ -256,9 +317,9 @@ def _is_dir(entry: os.DirEntry) -> bool:
 def _too_few_classes_message(root: Path, classes: list[str], ignored: list) -> str:
     loose = sum(1 for path, _ in ignored
                 if os.path.dirname(path) == str(root) and os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS)
-    message = (f"Found {len(classes)} class folder(s) with usable images in {root}: a classifier "
-               "needs at least 2. Put each class's images in its own subfolder, e.g. "
-               f"{root / 'cats'}/*.jpg and {root / 'dogs'}/*.jpg.")
+    message = (f"Found {len(classes)} class folder(s) with usable images in {display_path(root)}: "
+               "a classifier needs at least 2. Put each class's images in its own subfolder, e.g. "
+               f"{display_path(root / 'cats')}/*.jpg and {display_path(root / 'dogs')}/*.jpg.")
     if loose:
         message += f" {loose} image(s) lie directly in the folder; move them into class subfolders."
     return message
@@ -458,25 +519,51 @@ def prepare_data(data_cfg: DataConfig, image_size: int, *, augmenter: Augmenter 
     files, labels = np.asarray(scan.files, dtype=object), np.asarray(scan.labels, dtype=np.int64)
     warnings = list(scan.warnings)
     validation_scan = None
-    if data_cfg.validation_dir:
-        validation_scan = scan_folder(data_cfg.validation_dir)
-        _check_same_classes(scan, validation_scan)
+    # A blank `validation_dir` (e.g. "" in a hand-written config) means none, as null does.
+    validation_dir = data_cfg.validation_dir if (data_cfg.validation_dir or "").strip() else None
+    if validation_dir is not None:
+        validation_scan = _scan_validation_folder(validation_dir, scan)
         warnings += [f"Validation folder: {w}" for w in validation_scan.warnings]
         order = np.random.default_rng(seed).permutation(len(files))
         train_files, train_labels = files[order], labels[order]
         validation_files = np.asarray(validation_scan.files, dtype=object)
         validation_labels = np.asarray(validation_scan.labels, dtype=np.int64)
     else:
+        if data_cfg.validation_split <= 0:
+            raise DataError(_no_validation_message(scan.root, data_cfg))
         train_index, validation_index = split_stratified(labels, data_cfg.validation_split, seed)
         train_files, train_labels = files[train_index], labels[train_index]
         validation_files, validation_labels = files[validation_index], labels[validation_index]
         warnings += _split_warnings(classes, labels, validation_labels)
     if len(validation_files) == 0:
         raise DataError(
-            f"No images are left for validation in {scan.root}: every class has a single image. "
-            "Add images (at least 2 per class, better 20 or more), or set `data.validation_dir`.")
+            f"No images are left for validation in {display_path(scan.root)}: every class has a single "
+            "image. Add images (at least 2 per class, better 20 or more), or set `data.validation_dir`.")
     return _bundle(data_cfg, image_size, augmenter, seed, scan, validation_scan, classes,
                    (train_files, train_labels), (validation_files, validation_labels), warnings)
+
+
+def _scan_validation_folder(folder: str, train: ScanResult) -> ScanResult:
+    """The scan of ``data.validation_dir``, which must hold the training folder's classes."""
+    root = _usable_folder(folder, "validation folder (`data.validation_dir`)")
+    validation = _scan(root, verify=True)
+    if not validation.classes:
+        raise DataError(
+            f"The validation folder {display_path(root)} (`data.validation_dir`) has no usable images. "
+            f"It needs the training folder's class subfolders ({', '.join(map(display_path, train.classes))}), "
+            "each with images. Put validation images there, or set `data.validation_dir` to null "
+            "and `data.validation_split` > 0 (e.g. 0.2) to split the training folder instead.")
+    _check_same_classes(train, validation)
+    return validation
+
+
+def _no_validation_message(root: str, data_cfg: DataConfig) -> str:
+    return ("No images are set aside for validation: `data.validation_split` is 0 and no "
+            "`data.validation_dir` is given, but the best model is chosen on validation images. "
+            f"Received: data.validation_split={data_cfg.validation_split}, "
+            f"data.validation_dir={data_cfg.validation_dir!r}. Set `data.validation_split` > 0 "
+            f"(e.g. 0.2) to hold back part of {display_path(root)}, or set `data.validation_dir` to a "
+            "folder of validation images with the same class subfolders.")
 
 
 def _bundle(data_cfg, image_size, augmenter, seed, scan, validation_scan, classes,
@@ -514,17 +601,18 @@ def _bundle(data_cfg, image_size, augmenter, seed, scan, validation_scan, classe
 def _check_same_classes(train: ScanResult, validation: ScanResult) -> None:
     if train.classes == validation.classes:
         return
-    missing = sorted(set(train.classes) - set(validation.classes))
-    extra = sorted(set(validation.classes) - set(train.classes))
+    missing = sorted(map(display_path, set(train.classes) - set(validation.classes)))
+    extra = sorted(map(display_path, set(validation.classes) - set(train.classes)))
     parts = []
     if missing:
         parts.append(f"missing from the validation folder: {', '.join(missing)}")
     if extra:
         parts.append(f"only in the validation folder: {', '.join(extra)}")
     raise DataError(
-        f"The validation folder {validation.root} must have the same class folders (with images) "
-        f"as the training folder {train.root}; {'; '.join(parts)}. Add or rename folders so both "
-        "match, or leave `data.validation_dir` empty to split the training folder instead.")
+        f"The validation folder {display_path(validation.root)} must have the same class folders "
+        f"(with images) as the training folder {display_path(train.root)}; {'; '.join(parts)}. "
+        "Add or rename folders so both match, or set `data.validation_dir` to null to split the "
+        "training folder instead.")
 
 
 def _split_warnings(classes: list[str], labels: np.ndarray, validation_labels: np.ndarray) -> list[str]:

@@ -781,8 +781,10 @@ def lr_too_high_hint(phase: str, epoch: int, batch: int, loss: float, learning_r
         evidence.update(reference_loss=round(reference, 4), factor=DIVERGENCE_FACTOR)
     return Hint(
         id="lr_too_high", severity="error", title="Loss diverged: learning rate too high",
-        message=(f"At batch {batch} of epoch {epoch} {reason}, so the run was stopped. The best "
-                 f"model so far is kept. Try a learning rate ten times lower "
+        message=(f"At batch {batch} of epoch {epoch} {reason}, so the run was stopped. "
+                 + ("The best model so far is kept. " if epoch > 1 else
+                    "No epoch had completed, so no model was saved. ")
+                 + f"Try a learning rate ten times lower "
                  f"({learning_rate / 10:.2g}), or find one with `python main.py lr-find`."),
         evidence=evidence,
         fixes=[{learning_rate_key(phase): float(f"{learning_rate / 10:.2g}")}])

@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import numpy as np
 
@@ -202,15 +204,17 @@ def _thumbnails_within_budget(paths: list[str], seconds_budget: float
 
 
 def _size(path: str) -> int | None:
+    """The byte size of a regular file; None for anything else (a FIFO's size is 0 too)."""
     try:
-        return os.stat(path).st_size
-    except OSError:
+        info = os.stat(path)
+    except (OSError, ValueError):
         return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
 def _head_digest(path: str) -> bytes | None:
     try:
-        with open(path, "rb") as handle:
+        with _open_regular(path) as handle:
             return hashlib.blake2b(handle.read(_HEAD_BYTES)).digest()
     except OSError:
         return None
@@ -218,7 +222,25 @@ def _head_digest(path: str) -> bytes | None:
 
 def _digest(path: str) -> bytes | None:
     try:
-        with open(path, "rb") as handle:
+        with _open_regular(path) as handle:
             return hashlib.file_digest(handle, "blake2b").digest()
     except OSError:
         return None
+
+
+def _open_regular(path: str) -> BinaryIO:
+    """``open(path, "rb")`` that never blocks: a file swapped for a FIFO since it was listed
+    opens at once (non-blocking) and is refused, as is a device.
+
+    Raises:
+        OSError: cannot be opened, or not a regular file.
+    """
+    handle = open(path, "rb", opener=_open_nonblocking)
+    if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+        handle.close()
+        raise OSError(f"{path} is not a regular file")
+    return handle
+
+
+def _open_nonblocking(path: str, flags: int) -> int:
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))

@@ -16,7 +16,6 @@ A phase with 0 epochs is skipped. ``model.weights: "none"`` with ``fine_tune_lay
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
@@ -30,13 +29,16 @@ from typing import Any
 from training.config import Config, ConfigError, fine_tune_learning_rate
 from training.diagnostics import Diagnostics
 from training.events import EventCallback, Failed, Finished, Log, PhaseChanged, RunStarted
+from training.files import display_path, is_regular_file
+from training.labels import LabelsError, read_labels, write_labels
 from training.resume import (
     ResumableEarlyStopping, ResumableReduceLROnPlateau, ResumeCheckpoint, ResumeState,
-    load_checkpoint, restore_checkpoint,
+    check_weights_file, restore_checkpoint,
 )
 from training.rundir import (
-    BEST_MODEL, RunDirError, RunRecorder, fan_out, prepare_run_dir, write_json_atomic,
-    write_metrics_csv, write_text_atomic,
+    BEST_MODEL, RunDirError, RunRecorder, absolute_run_dir, clear_unfinished_start, disk_full_message,
+    fan_out, inspect_resume, is_disk_full, lock_run_dir, prepare_run_dir, remove_leftovers,
+    require_run_folder, write_json_atomic, write_text_atomic,
 )
 
 PHASES = ("head", "fine_tune")
@@ -54,10 +56,11 @@ class StopRequested(Exception):
 class RunResult:
     run_dir: str
     stop_reason: str             # completed, early_stopping, stopped, diverged, failed
-    best_epoch: int = 0
+    best_epoch: int = 0          # 0: no model was saved (no best.keras; summary best_model null)
     best_metrics: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     error: str = ""
+    error_type: str = ""         # the failure's kind, e.g. DataError, RunDirError, ConfigError
 
     @property
     def ok(self) -> bool:
@@ -71,44 +74,59 @@ def run_training(config: Config, *, run_dir: str | Path, on_event: EventCallback
     started = time.monotonic()
     try:
         config = Config.from_dict(config.to_dict())  # validate a copy; the caller's is untouched
-        path = prepare_run_dir(run_dir)
+        lock = prepare_run_dir(run_dir)
     except (ConfigError, RunDirError) as error:
-        on_event(Failed(message=str(error), error_type=type(error).__name__, run_dir=str(run_dir)))
-        return RunResult(run_dir=str(run_dir), stop_reason="failed", error=str(error))
+        return _refused(error, str(run_dir), on_event)
+    with lock:
+        return _run_session(config, lock.path, on_event, stop, started)
 
-    return _run_session(config, path, on_event, stop, started)
+
+def _refused(error: Exception, run_dir: str, on_event: EventCallback) -> RunResult:
+    """A run that could not begin: nothing was written, the listeners hear why."""
+    message = _user_message(error, Path(run_dir))
+    on_event(Failed(message=message, error_type=type(error).__name__, run_dir=run_dir))
+    return RunResult(run_dir=run_dir, stop_reason="failed", error=message,
+                     error_type=type(error).__name__)
 
 
 def _run_session(config: Config, path: Path, on_event: EventCallback, stop: threading.Event,
-                 started: float, resume: ResumeState | None = None) -> RunResult:
-    recorder = RunRecorder(path)
+                 started: float, resume: ResumeState | None = None, notice: str = "") -> RunResult:
+    try:
+        # A resume records nothing until its checkpoint is restored (``TrainingSession``).
+        recorder = RunRecorder(path, hold=resume is not None)
+    except OSError as error:
+        return _refused(error, str(path), on_event)
 
     def listener_failed(error: Exception) -> None:
-        try:
-            recorder(Log(f"An event listener failed ({type(error).__name__}: {error}); "
-                         "training goes on.", level="warning"))
-        except Exception:  # noqa: BLE001 - the recorder itself failed (disk full): nothing to add
-            pass
+        recorder.record_quietly(Log(f"An event listener failed ({type(error).__name__}: {error}); "
+                                    "training goes on.", level="warning"))
 
-    emit = fan_out(recorder, on_event, on_listener_error=listener_failed)
-    session = TrainingSession(config, path, emit, stop, started, resume=resume)
+    listeners = fan_out(on_event, on_listener_error=listener_failed)
+
+    def emit(event) -> None:
+        listeners(event)
+        recorder(event)  # the run's own record: when it cannot be written (disk full) the run fails
+
+    session = TrainingSession(config, path, emit, stop, started, resume=resume, notice=notice,
+                              recorder=recorder)
     try:
         return session.run()
     except Exception as error:  # noqa: BLE001 - every failure becomes a Failed event
-        message = _user_message(error)
-        emit(Failed(message=message, error_type=type(error).__name__, run_dir=str(path),
-                    details=traceback.format_exc()))
-        try:
-            session.write_summary("failed", error=message)
-        except OSError:
-            pass  # e.g. the disk is full: the Failed event already told the listeners
+        message = _user_message(error, path)
+        failed = Failed(message=message, error_type=type(error).__name__, run_dir=str(path),
+                        details=traceback.format_exc())
+        listeners(failed)
+        recorder.record_quietly(failed)
+        if session.writing:
+            try:
+                session.write_summary("failed", error=message)
+            except OSError:
+                pass  # the disk is full even for a few bytes: the Failed event said it all
         return RunResult(run_dir=str(path), stop_reason="failed", error=message,
-                         best_epoch=session.best_epoch, history=session.history)
+                         error_type=type(error).__name__, best_epoch=session.best_epoch,
+                         history=session.history)
     finally:
-        try:
-            recorder.close()
-        except OSError:
-            pass  # a full disk: best.keras was written atomically before, nothing else to save
+        recorder.close()
 
 
 def resume_training(run_dir: str | Path, *, on_event: EventCallback,
@@ -117,36 +135,52 @@ def resume_training(run_dir: str | Path, *, on_event: EventCallback,
 
     The run goes on in the same folder with the same config.json: same weights, optimizer
     state, schedule position, epoch counter and best-so-far score, so a worse epoch after
-    the resume never replaces the best model.
+    the resume never replaces the best model. Everything is checked before anything is
+    written: the folder (a run folder, no links, not in use), config.json, the checkpoint
+    (state and weights file), the labels, and then, in the session, the data folder's
+    classes and the model built from config.json against the checkpoint. A refused resume
+    leaves the folder as it was.
+
+    A run that completed no epoch (killed or failed in its first) has no checkpoint: it
+    starts over in the same folder with its own config.json.
     """
     stop = stop or threading.Event()
     started = time.monotonic()
-    path = Path(run_dir).expanduser().resolve()
+    lock = None
     try:
-        config = Config.load(path / "config.json")
-        checkpoint = load_checkpoint(path)
-        if checkpoint is None:
-            raise RunDirError(
-                f"{path} has no checkpoint to resume from: no epoch completed (or it is not a "
-                "run folder). Start the run again with `train`.")
-        summary = path / "summary.json"
-        finished = summary.is_file() and json.loads(summary.read_text(encoding="utf-8")).get(
-            "stop_reason") in ("completed", "early_stopping")
-        if finished or checkpoint.epoch >= config.training.head_epochs + config.training.fine_tune_epochs:
-            raise RunDirError(f"{path} already finished ({checkpoint.epoch} epochs); there is "
-                              "nothing to resume.")
-        write_metrics_csv(path, checkpoint.history)
-    except (ConfigError, RunDirError, OSError, ValueError) as error:
-        message = str(error) if not isinstance(error, OSError) else _user_message(error)
-        on_event(Failed(message=message, error_type=type(error).__name__, run_dir=str(path)))
-        return RunResult(run_dir=str(path), stop_reason="failed", error=message)
-    return _run_session(config, path, on_event, stop, started, resume=checkpoint)
+        path = absolute_run_dir(run_dir)
+        require_run_folder(path)
+        lock = lock_run_dir(path)
+        plan = inspect_resume(path)
+        checkpoint = None
+        if plan.state is not None:
+            checkpoint = ResumeState.from_dict(plan.state)
+            check_weights_file(path, checkpoint)
+    except (ConfigError, RunDirError, LabelsError, OSError, ValueError) as error:
+        if lock is not None:
+            lock.release()
+        return _refused(error, str(run_dir if lock is None else lock.path), on_event)
+    with lock:
+        try:
+            remove_leftovers(path, weights_in_use=checkpoint.weights_file if checkpoint else None)
+            if checkpoint is None:
+                clear_unfinished_start(path)
+        except OSError as error:
+            return _refused(error, str(path), on_event)
+        if checkpoint is not None:
+            return _run_session(plan.config, path, on_event, stop, started, resume=checkpoint)
+        notice = (f"No epoch of the earlier run in {path} completed, so there is nothing to "
+                  "resume: the run starts over in the same folder with its config.json.")
+        return _run_session(plan.config, path, on_event, stop, started, notice=notice)
 
 
-def _user_message(error: Exception) -> str:
+def _user_message(error: Exception, run_dir: Path) -> str:
     from training.data import DataError
 
-    known = (ConfigError, RunDirError, DataError, ValueError, FileNotFoundError, PermissionError)
+    if is_disk_full(error):
+        return disk_full_message(error, run_dir)
+    known = (ConfigError, RunDirError, DataError, LabelsError, ValueError, FileNotFoundError,
+             PermissionError)
     if isinstance(error, known) or type(error).__name__ == "WeightsUnavailableError":
         return str(error)
     if isinstance(error, OSError):
@@ -161,9 +195,16 @@ class TrainingSession:
     the steps one by one to look at the model between phases."""
 
     def __init__(self, config: Config, run_dir: Path, emit: EventCallback, stop: threading.Event,
-                 started: float, resume: ResumeState | None = None):
+                 started: float, resume: ResumeState | None = None, notice: str = "",
+                 recorder: RunRecorder | None = None):
         self.config = config
         self.resume = resume
+        self.notice = notice
+        self.recorder = recorder
+        # A resume writes nothing into the run folder until the data's classes and the
+        # model built from config.json proved to fit the checkpoint (``_begin_writing``).
+        self.writing = resume is None
+        self._report_pending = False
         self.run_dir = run_dir
         self.emit = emit
         self.stop = stop
@@ -213,6 +254,8 @@ class TrainingSession:
         config.training.fine_tune_learning_rate = fine_tune_learning_rate(config)
         self.device = describe_device()
         self.emit(RunStarted(run_dir=str(self.run_dir), device=self.device, config=config.to_dict()))
+        if self.notice:
+            self.emit(Log(self.notice, level="warning"))
         if self.resume is None:
             write_text_atomic(self.run_dir / "config.json", config.to_json())
         else:
@@ -234,7 +277,10 @@ class TrainingSession:
         augmenter = build_augmenter(config.augmentation, image_size=self.image_size,
                                     seed=config.training.seed)
         data = prepare_data(config.data, self.image_size, augmenter=augmenter, seed=config.data.seed)
-        write_text_atomic(self.run_dir / "labels.txt", "\n".join(data.classes) + "\n")
+        if self.resume is None:
+            write_labels(self.run_dir, data.classes)
+        else:
+            self._check_same_classes(data.classes)
         report = data.report()
         self.emit(report)
         self._write_data_report(data)
@@ -250,6 +296,32 @@ class TrainingSession:
         self.emit(Log(f"{len(data.classes)} classes, {data.train_count} training and "
                       f"{data.validation_count} validation images at {self.image_size} px."))
         return data
+
+    def _check_same_classes(self, classes: list[str]) -> None:
+        """A resume needs the classes the checkpoint's outputs were trained on, in order."""
+        from training.data import DataError
+
+        trained = read_labels(self.run_dir)
+        if classes == trained:
+            return
+        added = [c for c in classes if c not in trained]
+        removed = [c for c in trained if c not in classes]
+        parts = [f"classes added: {', '.join(added)}"] if added else []
+        if removed:
+            parts.append(f"{'' if added else 'classes '}removed: {', '.join(removed)}")
+        change = "; ".join(parts) or "the same classes in another order"
+        raise DataError(
+            f"The classes in {self.config.data.dir} are not the ones this run was trained on "
+            f"({change}). Resuming would give the model's outputs the wrong names. Restore the "
+            "data folder's classes to resume, or start a new run.")
+
+    def _begin_writing(self, history: list[dict[str, Any]]) -> None:
+        """A resume passed every check: from here on it writes the run folder."""
+        self.writing = True  # set first: a failure to write from here on is summarized
+        if self.recorder is not None:
+            self.recorder.start_writing(history)
+        if self._report_pending:
+            self._write_data_report(self.data)
 
     def build_model(self):
         from models.classifier import build_classifier
@@ -346,8 +418,10 @@ class TrainingSession:
                                planned_epochs=state.planned_epochs))
         initial_epoch, restored = first_epoch, {}
         if self.resume is not None and self.resume.phase == phase:
-            restore_checkpoint(self.run_dir, model, self.resume)
+            restore_checkpoint(self.run_dir, model, self.resume, described=(
+                f"{config.model.backbone} at {self.image_size} px, {len(data.classes)} classes"))
             initial_epoch, restored = self.resume.epoch, self.resume.callbacks
+            self._begin_writing(self.resume.history)
             self.resume = None
         bridge = EventBridge(state, self.emit, self.stop, batch_size=config.data.batch_size,
                              train_count=data.train_count, best_path=self.run_dir / BEST_MODEL,
@@ -407,16 +481,20 @@ class TrainingSession:
         failures = self.data.decode_failures
         if len(failures) > self._reported_failures:
             for path, reason in describe_failures(list(failures[self._reported_failures:])):
-                self.emit(Log(f"Skipped {path}: {reason}", level="warning"))
+                self.emit(Log(f"Skipped {display_path(path)}: {reason}", level="warning"))
                 self._decode_skipped.append({"path": path, "reason": reason})
             self._reported_failures = len(failures)
             self._write_data_report(self.data)
 
     def _write_data_report(self, data) -> None:
         """data_report.json: what was used, and every file skipped (and why) or ignored."""
+        if not self.writing:
+            self._report_pending = True
+            return
         report = data.report().to_dict()
         report.pop("type", None)
-        report["skipped"] = report["skipped"] + self._decode_skipped
+        report["skipped"] = report["skipped"] + [
+            {"path": display_path(item["path"]), "reason": item["reason"]} for item in self._decode_skipped]
         failed = {item["path"] for item in self._decode_skipped}
         report["train_images"] = data.train_count - len(failed.intersection(data.train_files))
         report["validation_images"] = data.validation_count - len(failed.intersection(data.validation_files))
@@ -427,8 +505,12 @@ class TrainingSession:
         if self.diagnostics is not None:
             for hint in self.diagnostics.finish(list(self.history), reason):
                 self.emit(hint)
+        if self.best_epoch == 0 and reason != "stopped":
+            self.emit(Log(f"No model was saved: no epoch ended with a finite "
+                          f"{self.config.training.monitor}, so there is no {BEST_MODEL}.",
+                          level="error"))
         seconds = time.monotonic() - self.started
-        summary = self.write_summary(reason)
+        summary = self.write_summary(reason) if self.writing else self.summary(reason)
         self.emit(Finished(run_dir=str(self.run_dir), stop_reason=reason,
                            best_epoch=summary["best_epoch"], best_metrics=summary["best_metrics"],
                            seconds=seconds))
@@ -437,9 +519,16 @@ class TrainingSession:
                          history=list(self.history))
 
     def write_summary(self, reason: str, error: str = "") -> dict[str, Any]:
+        summary = self.summary(reason, error)
+        write_json_atomic(self.run_dir / "summary.json", summary)
+        return summary
+
+    def summary(self, reason: str, error: str = "") -> dict[str, Any]:
+        """summary.json's content. ``best_model`` is null when no model was saved."""
         from training.device import versions
 
         state, data = self.state, self.data
+        saved = bool(state and state.best_epoch) and is_regular_file(self.run_dir / BEST_MODEL)
         best = dict(state.best_metrics) if state else {}
         summary = {
             "run_dir": str(self.run_dir),
@@ -448,7 +537,7 @@ class TrainingSession:
             "monitor": self.config.training.monitor,
             "best_epoch": state.best_epoch if state else 0,
             "best_metrics": _finite(best),
-            "best_model": BEST_MODEL if (self.run_dir / BEST_MODEL).exists() else None,
+            "best_model": BEST_MODEL if saved else None,
             "epochs_completed": len(state.history) if state else 0,
             "epochs_planned": state.planned_epochs if state else 0,
             "started_at": self.started_at,
@@ -462,7 +551,6 @@ class TrainingSession:
             "train_images": data.train_count if data else 0,
             "validation_images": data.validation_count if data else 0,
         }
-        write_json_atomic(self.run_dir / "summary.json", summary)
         return summary
 
 

@@ -13,6 +13,12 @@ Every image becomes an 8-bit RGB array the same way wherever it is read:
 - images over ``PIL.Image.MAX_IMAGE_PIXELS`` (after any draft reduction) are refused
   with ``ImageLoadError`` instead of allocating gigabytes (decompression bombs).
 
+Only the decoders of ``SUPPORTED_FORMATS`` are ever used, whatever the file's name or
+content: Pillow otherwise picks a decoder by content, and its EPS plugin hands a PostScript
+file (even one named ``x.png``) to Ghostscript, which runs it as a program. Only regular
+files are opened (checked before opening): a FIFO would block ``open`` forever and a device
+such as ``/dev/zero`` never ends. ``open_image`` is the one place that opens an image file.
+
 Resizing squashes the whole image to (size, size), with no crop, as Keras's
 ``image_dataset_from_directory`` does by default; unlike it, Pillow's bilinear filter
 widens with the scale factor, so downscaling averages pixels (area-like, no aliasing).
@@ -21,13 +27,23 @@ widens with the scale factor, so downscaling averages pixels (area-like, no alia
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import stat
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from training.files import file_kind
+
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+# The Pillow decoders behind IMAGE_EXTENSIONS, and the only ones ever used. Multi-picture
+# JPEGs from phones ("MPO") are opened by the JPEG decoder, so they need no entry here.
+SUPPORTED_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP", "TIFF")
+_SUPPORTED_NAMES = "JPEG, PNG, BMP, GIF, WebP or TIFF"
+_JPEG_FORMATS = frozenset({"JPEG", "MPO"})  # the formats that implement Image.draft
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # not on Windows, where there are no FIFOs to open
 
 # Pillow first shrinks by an integer factor (box filter), then resamples bilinearly; with a
 # gap of 3 the result is indistinguishable from a full bilinear pass at a fraction of the cost.
@@ -64,10 +80,33 @@ def load_image(path: str | os.PathLike | bytes, size: int | None = None) -> np.n
     if size is not None and size < 1:
         raise ValueError(f"`size` must be >= 1. Received: size={size}")
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             image = _decode(image, path, size)
         if size is not None and image.size != (size, size):
             image = image.resize((size, size), Image.BILINEAR, reducing_gap=_REDUCING_GAP)
+        return np.asarray(image, dtype=np.uint8)
+    except ImageLoadError:
+        raise
+    except Exception as error:  # Pillow's plugins raise many types on corrupt input.
+        raise ImageLoadError(path, _reason(path, error)) from error
+
+
+def load_thumbnail(path: str | os.PathLike | bytes, size: int) -> np.ndarray:
+    """Decodes one image to fit inside (size, size), keeping its aspect ratio (previews).
+
+    Returns:
+        uint8 array of shape (height, width, 3), both at most ``size``.
+
+    Raises:
+        ImageLoadError: as ``load_image``.
+    """
+    path = os.fsdecode(path)
+    if size < 1:
+        raise ValueError(f"`size` must be >= 1. Received: size={size}")
+    try:
+        with open_image(path) as image:
+            image = _decode(image, path, 2 * size)
+        image.thumbnail((size, size), Image.BILINEAR, reducing_gap=_REDUCING_GAP)
         return np.asarray(image, dtype=np.uint8)
     except ImageLoadError:
         raise
@@ -95,21 +134,77 @@ def probe_image(path: str | os.PathLike) -> str | None:
     """
     path = os.fsdecode(path)
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             width, height = image.size
             limit = Image.MAX_IMAGE_PIXELS
             # JPEGs are drafted down when decoded small, so only other formats are refused here.
-            if limit is not None and width * height > limit and image.format != "JPEG":
+            if limit is not None and width * height > limit and image.format not in _JPEG_FORMATS:
                 return f"image too large ({width} x {height} pixels; the limit is {limit:,} pixels)"
+    except ImageLoadError as error:
+        return error.reason
     except Exception as error:  # Pillow's plugins raise many types on corrupt input.
         return _reason(path, error)
     return None
 
 
+@contextmanager
+def open_image(path: str | os.PathLike | bytes) -> Iterator[Image.Image]:
+    """Opens an image file (header only) with the supported decoders alone.
+
+    The file must be a regular file, checked before it is opened and again on the open
+    handle, so a FIFO, a device or a link to one never blocks or streams forever. The file
+    is opened non-blocking for the same reason: a file swapped for a FIFO after the check
+    still opens at once, and is then refused.
+
+    Raises:
+        ImageLoadError: not a regular file, unreadable, or not an image in a supported format.
+    """
+    path = os.fsdecode(path)
+    if not _is_regular_file(path):
+        raise ImageLoadError(path, kind_reason(file_kind(path)))
+    try:
+        handle = open(path, "rb", opener=_open_nonblocking)
+    except OSError as error:
+        raise ImageLoadError(path, _reason(path, error)) from error
+    with handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise ImageLoadError(path, "not a regular file (it changed while being opened)")
+        try:
+            image = Image.open(handle, formats=SUPPORTED_FORMATS)
+        except Exception as error:  # Pillow's plugins raise many types on corrupt input.
+            raise ImageLoadError(path, _reason(path, error)) from error
+        with image:
+            yield image
+
+
+def _is_regular_file(path: str) -> bool:
+    # One stat; training.files.file_kind then names what else it is, on the rare refusal.
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def _open_nonblocking(path: str, flags: int) -> int:
+    return os.open(path, flags | _O_NONBLOCK)
+
+
+def kind_reason(kind: str) -> str:
+    """Why a path of this ``training.files.file_kind`` cannot be read as an image."""
+    if kind == "missing":
+        return "file not found"
+    if kind == "unreadable":
+        return "permission denied (check the file's permissions and those of its folders)"
+    if kind == "folder":
+        return "is a folder, not a file"
+    return f"not a regular file ({kind}); only image files are read"
+
+
 def _decode(image: Image.Image, path: str, size: int | None) -> Image.Image:
     """Loads the first frame (drafted when possible), upright, as RGB."""
     if size is not None:
-        # Only JPEG implements draft; it decodes at 1/2, 1/4 or 1/8 scale, never below size.
+        # Only JPEG (and MPO, its multi-picture form) implements draft; it decodes at 1/2,
+        # 1/4 or 1/8 scale, never below size.
         image.draft(None, (size, size))
     width, height = image.size
     limit = Image.MAX_IMAGE_PIXELS
@@ -183,7 +278,7 @@ def _reason(path: str, error: Exception) -> str:
     if empty:
         return "empty file (0 bytes)"
     if isinstance(error, UnidentifiedImageError):
-        return "not an image, or a format that cannot be read"
+        return f"not an image, or not one of the supported formats ({_SUPPORTED_NAMES})"
     text = str(error)
     if "truncated" in text.lower():
         return f"truncated or incomplete image file ({text})"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import TextIO
 
 from training.events import (
     BatchEnd, DataReport, EpochEnd, Event, Failed, Finished, Hint, Log, PhaseChanged, RunStarted,
 )
+from training.files import is_regular_file
 
 BAR_WIDTH = 20
 
@@ -113,7 +115,9 @@ class ProgressPrinter:
             best = "no epoch completed, so no model was saved"
         self._line(f"Finished ({event.stop_reason}) in {format_duration(event.seconds)}; {best}.\n"
                    f"Run folder: {event.run_dir}")
-        if event.stop_reason == "stopped" and event.best_epoch:
+        # A run stopped before its first epoch ended is resumed from the start, in its folder;
+        # without its config.json there is nothing to resume.
+        if event.stop_reason == "stopped" and is_regular_file(Path(event.run_dir) / "config.json"):
             self._line(f"Continue it with: python main.py train --resume {event.run_dir}")
 
     def _line(self, text: str) -> None:

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from training.config import BUILTIN_SAMPLE
+from training.files import is_folder
 
 SHAPES = ("circle", "square", "triangle", "star", "cross")
 
@@ -183,7 +184,7 @@ def ensure_builtin_sample() -> Path:
     half-written data set behind.
     """
     target = sample_home() / "samples" / f"shapes-v{BUILTIN_VERSION}"
-    if target.is_dir():
+    if is_folder(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".shapes-", dir=target.parent))
@@ -194,20 +195,44 @@ def ensure_builtin_sample() -> Path:
         try:
             os.rename(staging, target)
         except OSError:
-            if not target.is_dir():  # not a lost race with another process: a real error
+            if not is_folder(target):  # not a lost race with another process: a real error
                 raise
     finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
 def resolve_data_dir(data_dir: str | os.PathLike) -> Path:
-    """The folder behind ``data.dir``: ``builtin:shapes`` is generated on first use."""
-    if str(data_dir) == BUILTIN_SAMPLE:
-        return ensure_builtin_sample()
-    if str(data_dir).startswith("builtin:"):
-        from training.data import DataError  # data imports this module
+    """The folder behind ``data.dir``: ``builtin:shapes`` is generated on first use.
 
-        raise DataError(f"Unknown built-in data set {str(data_dir)!r}. The only one is {BUILTIN_SAMPLE!r}.")
-    return Path(data_dir).expanduser()
+    Nothing is checked on disk here except the built-in sample; whether the folder can be
+    used is the scan's question.
+
+    Raises:
+        DataError: an unknown ``builtin:`` name, the built-in sample cannot be written, or
+            ``~user`` names a user without a home folder.
+    """
+    from training.data import DataError  # data imports this module
+
+    name = os.fsdecode(data_dir)
+    if name == BUILTIN_SAMPLE:
+        try:
+            return ensure_builtin_sample()
+        except (OSError, RuntimeError) as error:  # RuntimeError: no home folder to be found
+            raise DataError(
+                f"Cannot write the built-in sample under {_shown_sample_home()}: "
+                f"{getattr(error, 'strerror', None) or error}. Set FINETUNE_STUDIO_HOME to a folder "
+                "you can write to, with some free space.") from None
+    if name.startswith("builtin:"):
+        raise DataError(f"Unknown built-in data set {name!r}. The only one is {BUILTIN_SAMPLE!r}.")
+    try:
+        return Path(name).expanduser()
+    except RuntimeError as error:  # "~nobody-here/data": no such user
+        raise DataError(f"Cannot find the folder {name}: {error}. Give the full path instead.") from None
+
+
+def _shown_sample_home() -> str:
+    try:
+        return str(sample_home())
+    except RuntimeError:
+        return "the home folder (there is none)"

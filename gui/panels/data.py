@@ -15,6 +15,8 @@ from PySide6.QtWidgets import (
 
 from training.api import Config, scan_folder
 from training.config import BUILTIN_SAMPLE
+from training.files import display_path, is_folder
+from training.images import ImageLoadError, load_thumbnail
 
 from gui.forms import ConfigForm, combo, double, hbox, optional, spin
 from gui.tasks import BackgroundTasks
@@ -47,21 +49,17 @@ def sample_paths(scan: Any, per_class: int, max_classes: int | None = None) -> l
 
 
 def load_thumbnails(pairs: list[tuple[str, str]], size: int) -> list[tuple[str, str, QImage]]:
-    """Decodes small thumbnails with Pillow (no TensorFlow); runs off the GUI thread."""
-    from PIL import Image, ImageOps
-
+    """Decodes small thumbnails with the engine's own decoder (no TensorFlow), so a file the
+    training would refuse (a PostScript file named .png, a FIFO) is never opened here either;
+    runs off the GUI thread."""
     thumbnails = []
     for name, path in pairs:
         try:
-            with Image.open(path) as image:
-                image.draft("RGB", (size * 2, size * 2))  # cheap reduced JPEG decode
-                image = ImageOps.exif_transpose(image).convert("RGB")
-                image.thumbnail((size, size))
-                data = image.tobytes()
-                qimage = QImage(data, image.width, image.height, image.width * 3,
-                                QImage.Format.Format_RGB888).copy()
-        except Exception:  # noqa: BLE001  (a broken file just has no thumbnail)
+            pixels = np.ascontiguousarray(load_thumbnail(path, size))
+        except ImageLoadError:  # a broken file just has no thumbnail
             continue
+        height, width = pixels.shape[:2]
+        qimage = QImage(pixels.tobytes(), width, height, width * 3, QImage.Format.Format_RGB888).copy()
         thumbnails.append((name, path, qimage))
     return thumbnails
 
@@ -91,7 +89,7 @@ class ClassCountPlot(pg.PlotWidget):
         positions = np.arange(len(names))[::-1]
         bars = pg.BarGraphItem(x0=0, y=positions, height=0.7, width=values, brush="#4c78a8")
         self.addItem(bars)
-        self.getAxis("left").setTicks([[(int(p), _short(n)) for p, n in zip(positions, names)]])
+        self.getAxis("left").setTicks([[(int(p), _short(display_path(n))) for p, n in zip(positions, names)]])
         self.setFixedHeight(min(50 + 18 * len(names), 420))
         self.setXRange(0, max(values) * 1.05 or 1, padding=0)
         self.setYRange(-0.6, len(names) - 0.4, padding=0)
@@ -191,7 +189,7 @@ class DataPanel(ConfigForm):
 
     # -- folder choice --------------------------------------------------------------------
     def choose_folder(self) -> None:
-        start = self.dir_edit.text() if Path(self.dir_edit.text()).is_dir() else str(Path.home())
+        start = self.dir_edit.text() if is_folder(self.dir_edit.text()) else str(Path.home())
         folder = QFileDialog.getExistingDirectory(self, "Choose the image folder", start)
         if folder:
             self.set_folder(folder)
@@ -267,8 +265,8 @@ class DataPanel(ConfigForm):
         self.problems.clear()
         for kind, entries in (("skipped", scan.skipped), ("ignored", scan.ignored)):
             for path, reason in entries:
-                self.problems.addItem(f"{kind}: {Path(path).name} - {reason}")
-                self.problems.item(self.problems.count() - 1).setToolTip(str(path))
+                self.problems.addItem(f"{kind}: {display_path(Path(path).name)} - {reason}")
+                self.problems.item(self.problems.count() - 1).setToolTip(display_path(path))
         self.thumbnails.clear()
         pairs = sample_paths(scan, THUMBNAILS_PER_CLASS, THUMBNAIL_CLASSES)
         self.tasks.submit("thumbnails", load_thumbnails, pairs, THUMBNAIL_PX)
@@ -277,7 +275,7 @@ class DataPanel(ConfigForm):
     def _show_thumbnails(self, thumbnails: list[tuple[str, str, QImage]]) -> None:
         self.thumbnails.clear()
         for name, path, image in thumbnails:
-            item = QListWidgetItem(QPixmap.fromImage(image), _short(name, 9))
-            item.setToolTip(f"{name}\n{path}")
+            item = QListWidgetItem(QPixmap.fromImage(image), _short(display_path(name), 9))
+            item.setToolTip(f"{display_path(name)}\n{display_path(path)}")
             item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter)
             self.thumbnails.addItem(item)
