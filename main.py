@@ -32,7 +32,7 @@ def _dispatch(args: list[str]) -> int:
         from gui.app import main as gui_main
 
         return gui_main(args[1:])
-    from training.cli import main as cli_main
+    from training.cli.main import main as cli_main
 
     return cli_main(args)
 

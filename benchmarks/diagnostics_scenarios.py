@@ -34,9 +34,9 @@ from typing import Any, Callable, Iterator
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.config import Config  # noqa: E402
-from training.events import Event, Failed, Hint  # noqa: E402
-from training.sample import make_shapes_dataset  # noqa: E402
+from training.config import Config
+from training.data.sample import make_shapes_dataset
+from training.events import Event, Failed, Hint
 
 RESULTS = Path(__file__).resolve().parent / "results" / "diagnostics_scenarios.md"
 QUIET_AUGMENTATION = {"augmentation.horizontal_flip": False, "augmentation.rotation": 0.0,
@@ -92,7 +92,7 @@ class Workspace:
         """A SmallCNN trained on five shape classes, as a weights file."""
         target = self.root / "pretrained.keras"
         if not target.exists():
-            from training.engine import run_training
+            from training.engine.run import run_training
 
             source = self.data("pretrain", classes=5, per_class=30, seed=11, easy=True)
             config = config_for(source, **{"training.head_epochs": 0, "training.fine_tune_epochs": 4,
@@ -265,7 +265,7 @@ def _recording_diagnostics(config: Config) -> Iterator[list]:
     It also hands the Diagnostics the run's config where the engine does not (yet) pass
     it, so that fixes are tailored as they will be once the engine does.
     """
-    import training.engine as engine
+    import training.engine.run as engine
 
     original = engine.Diagnostics
     made: list = []
@@ -284,7 +284,7 @@ def _recording_diagnostics(config: Config) -> Iterator[list]:
 
 
 def run_scenario(name: str, workspace: Workspace) -> ScenarioResult:
-    from training.engine import run_training
+    from training.engine.run import run_training
 
     scenario = SCENARIOS[name]
     config = scenario.build(workspace)
@@ -393,7 +393,7 @@ def _number(value: Any) -> Any:
 
 
 def _hint_order() -> tuple[str, ...]:
-    from training.diagnostics import HINT_IDS
+    from training.diagnostics.thresholds import HINT_IDS
 
     return HINT_IDS
 

@@ -20,11 +20,12 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from models.backbones import build_backbone, get_spec
+from models.backbones import build_backbone
 from models.preprocess import Preprocess
+from models.registry import get_spec
 from training.api import run_training
 from training.config import Config
-from training.sample import ensure_builtin_sample
+from training.data.sample import ensure_builtin_sample
 
 
 class EpochTimer(keras.callbacks.Callback):

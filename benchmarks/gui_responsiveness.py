@@ -9,7 +9,7 @@
 2. Stalls: a 5 ms QTimer probe runs in the GUI thread from the click on Start to the
    end of the run; a stall is the gap between two ticks minus the interval. Two engine
    placements are compared in the same session, alternately:
-   - ``process``: the app's default, the engine in a child process (gui.engine_child);
+   - ``process``: the app's default, the engine in a child process (training.service.child);
    - ``thread``: the engine called in the worker QThread of the app's own process.
    The run: MobileNetV2 (no pretrained weights, every layer trained) at 96 px on the
    built-in shapes sample, 1 head epoch + 1 fine-tuning epoch: full speed on a CPU.

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from training.data import scan_folder
+from training.data.scan import scan_folder
 
 
 def build_tree(root: Path, files: int, classes: int) -> None:

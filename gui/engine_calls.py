@@ -1,7 +1,7 @@
 """The GUI's calls into Keras-backed engine functions, answered by a helper process.
 
 Call these from background threads only (they block until the answer comes). The
-helper (``gui.engine_service``) starts on the first call and imports Keras once; if it
+helper (``training.service.helper``) starts on the first call and imports Keras once; if it
 dies, the next call starts a new one. ``IN_PROCESS = True`` calls ``training.api``
 directly instead (for debugging; it brings TensorFlow into the app's process).
 """
@@ -68,7 +68,7 @@ class EngineService:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         self._stderr = tempfile.TemporaryFile(prefix="finetune-studio-helper-")
-        self._process = subprocess.Popen([sys.executable, "-u", "-m", "gui.engine_service"],
+        self._process = subprocess.Popen([sys.executable, "-u", "-m", "training.service.helper"],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=self._stderr, env=env)
         return self._process
@@ -114,7 +114,7 @@ def backbone_catalog() -> list[dict[str, Any]]:
 def device_description() -> str:
     """e.g. "CPU: 2 threads (float32)" or "GPU: NVIDIA H100 (mixed_float16)"."""
     if IN_PROCESS:
-        from training.device import describe_device
+        from training.engine.device import describe_device
 
         return describe_device()
     return _service.call("device")
@@ -137,7 +137,7 @@ def augmentation_preview(config: Config, paths: list[str], size: int,
 
         originals = load_preview_images(paths, size)
         return originals, preview_augmentation(config, originals, seed=seed)
-    from gui.engine_service import decode_array
+    from training.service.helper import decode_array
 
     result = _service.call("preview", config=config.to_dict(), paths=[str(p) for p in paths],
                            size=size, seed=seed)

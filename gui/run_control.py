@@ -16,10 +16,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
+from gui.worker import Job, Runner, TrainingWorker, spawn_engine_process, start_worker
 from training import rundir
 from training.api import Config
-
-from gui.worker import Job, Runner, TrainingWorker, spawn_engine_process, start_worker
 
 STOP_TIMEOUT_MS = 60_000  # a graceful stop that takes longer than this ends the child
 

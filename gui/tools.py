@@ -1,7 +1,7 @@
 """The sanity tools' results in the window: summaries for the Hints list, and the
 learning-rate range test as a plot with a draggable marker.
 
-The tools themselves (``training.sanity`` through ``training.api``) import TensorFlow, so
+The tools themselves (``training.engine.sanity`` through ``training.api``) import TensorFlow, so
 they run in the engine's child process like a training run (``gui.worker.Job("tool")``);
 their results arrive here as plain dicts (``gui.worker.ToolFinished``).
 """
@@ -17,9 +17,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from training.events import Hint
-
 from gui.plots import COLOURS, apply_palette, light_grid
+from training.events import Hint
 
 TOOL_TITLES = {
     "check_setup": "Check setup",

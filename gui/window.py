@@ -10,12 +10,17 @@ from typing import Any
 from PySide6.QtCore import QEvent, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QFileDialog, QLabel, QMainWindow, QMessageBox, QScrollArea, QSplitter, QTabWidget, QToolBar,
-    QVBoxLayout, QWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QScrollArea,
+    QSplitter,
+    QTabWidget,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
 )
-
-from training.api import Config, ConfigError, default_config
-from training.events import EpochEnd, Event, Failed, Finished, Hint, RunStarted
 
 from gui import engine_calls
 from gui.forms import ConfigForm
@@ -25,13 +30,15 @@ from gui.panels.model import ModelPanel
 from gui.panels.optimizer import OptimizerPanel
 from gui.panels.regularization import RegularizationPanel
 from gui.plots import LivePlotsWidget, apply_palette, configure_pyqtgraph
-from gui.qt_fixes import GuiThreadGarbageCollection
 from gui.progress import RunProgressWidget
+from gui.qt_fixes import GuiThreadGarbageCollection
+from gui.run_control import RunController, next_run_dir, resume_problem
 from gui.runview import FinishedRunPanel, HintsPanel, LogWidget, describe_fix
 from gui.tasks import BackgroundTasks
-from gui.run_control import RunController, next_run_dir, resume_problem
 from gui.tools import TOOL_TIPS, TOOL_TITLES, LRRangeDialog, summary_hint
 from gui.worker import Job, Runner, ToolFinished, TrainingWorker
+from training.api import Config, ConfigError, default_config
+from training.events import EpochEnd, Event, Failed, Finished, Hint, RunStarted
 
 APP_NAME = "Finetune Studio"
 RECENT_LIMIT = 8

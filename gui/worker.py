@@ -2,7 +2,7 @@
 
 A worker runs one ``Job``: a new run (``train``), the continuation of a stopped run in
 its folder (``resume``), or one of the engine's sanity tools (``tool``). By default it
-drives the engine in a child process (``gui.engine_child``) and turns the JSON lines it
+drives the engine in a child process (``training.service.child``) and turns the JSON lines it
 streams into event objects; with ``runner=`` it calls an engine function in its own
 thread instead (tests use this with stand-in engines: ``runner(config, run_dir=,
 on_event=, stop=)`` trains, ``runner.resume(run_dir, on_event=, stop=)`` resumes and
@@ -38,8 +38,7 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from training.api import Config
 from training.events import Event, Failed, Finished, event_from_dict
-
-from gui.engine_child import STOP_COMMAND, TOOL_RESULT
+from training.service.child import STOP_COMMAND, TOOL_RESULT
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 Runner = Callable[..., Any]
@@ -66,7 +65,7 @@ class Job:
 
 @dataclass(frozen=True)
 class ToolFinished:
-    """A sanity tool's result, as plain values (``training.sanity``'s dataclasses as dicts,
+    """A sanity tool's result, as plain values (``training.engine.sanity``'s dataclasses as dicts,
     their hints as event dicts)."""
 
     tool: str
@@ -74,7 +73,7 @@ class ToolFinished:
 
 
 def child_command() -> list[str]:
-    return [sys.executable, "-u", "-m", "gui.engine_child"]
+    return [sys.executable, "-u", "-m", "training.service.child"]
 
 
 def spawn_engine_process() -> subprocess.Popen:

@@ -24,8 +24,9 @@ from typing import Any
 import keras
 from keras import layers
 
-from models.backbones import BackboneSpec, build_backbone, get_spec
+from models.backbones import build_backbone
 from models.preprocess import Preprocess
+from models.registry import BackboneSpec, get_spec
 
 # FIELD_NOTES: Keras backbones' BatchNorm momentum (0.99-0.999) is too slow for a short
 # from-scratch run: validation accuracy stays at chance; 0.9 fixes it.

@@ -119,7 +119,7 @@ def load_model_safely(path: str | Path, *, max_bytes: int = MAX_MODEL_BYTES):
     check_model_file(path, max_bytes=max_bytes)
     try:
         return keras.saving.load_model(Path(path).expanduser(), compile=False, safe_mode=True)
-    except Exception as error:  # noqa: BLE001 - Keras raises many kinds for a bad file
+    except Exception as error:
         raise UnsafeModelError(f"{path} could not be loaded as a Keras model: {_short(error)}") from error
 
 

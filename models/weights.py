@@ -26,6 +26,7 @@ from pathlib import Path
 import keras
 
 from models.imagenet_files import IMAGENET_FILES
+from models.registry import get_spec
 
 ProgressCallback = Callable[[int, "int | None"], None]
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -93,9 +94,6 @@ def imagenet_weights_cached(name: str, image_size: int) -> bool:
 
 
 def _imagenet_spec(name: str):
-    # Imported here: models.backbones imports this module.
-    from models.backbones import get_spec
-
     spec = get_spec(name)
     if not spec.has_imagenet:
         raise ValueError(

@@ -71,7 +71,7 @@ def main() -> int:
     from gui.plots import configure_pyqtgraph
     from gui.window import MainWindow
     from training.api import default_config
-    from training.sample import make_shapes_dataset
+    from training.data.sample import make_shapes_dataset
 
     app = QApplication.instance() or QApplication([])
     configure_pyqtgraph()

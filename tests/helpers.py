@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from training.sample import make_shapes_dataset
+from training.data.sample import make_shapes_dataset
 
 
 def make_tiny_dataset(tmp_path: Path, classes: int = 3, per_class: int = 30, size: int = 64, *,

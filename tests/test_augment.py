@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from tests.helpers import make_tiny_dataset
-from training.augment import active_augmentations, build_augmenter, preview_augmentation, with_only
 from training.config import AugmentationConfig
-from training.images import load_images
+from training.data.augment import active_augmentations, build_augmenter, preview_augmentation, with_only
+from training.data.images import load_images
 
 STRENGTHS = {
     "horizontal_flip": True, "vertical_flip": True, "rotation": 0.1, "zoom": 0.2,

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from training.config import Config, ConfigError, all_keys, fine_tune_learning_rate, parse_override
+from training.config import Config, ConfigError, all_keys, parse_override
+from training.engine.recipe import fine_tune_learning_rate
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

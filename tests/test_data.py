@@ -12,8 +12,11 @@ from PIL import Image
 
 from tests.helpers import make_tiny_dataset, write_broken_files, write_truncated_jpeg
 from training.config import AugmentationConfig, DataConfig
-from training.data import DataError, make_dataset, prepare_data, scan_folder, split_stratified
-from training.images import ImageLoadError, load_image, load_images, probe_image
+from training.data.errors import DataError
+from training.data.images import ImageLoadError, load_image, load_images, probe_image
+from training.data.pipeline import make_dataset, prepare_data
+from training.data.scan import scan_folder
+from training.data.split import split_stratified
 
 
 def _save(path, image: Image.Image, **kwargs):
@@ -322,7 +325,7 @@ def test_prepare_data_refuses_when_nothing_is_left_for_validation(tmp_path):
 
 
 def test_augmentation_touches_training_batches_only(tmp_path):
-    from training.augment import build_augmenter
+    from training.data.augment import build_augmenter
 
     root = make_tiny_dataset(tmp_path, classes=3, per_class=6, size=24)
     config = DataConfig(dir=str(root), batch_size=8)

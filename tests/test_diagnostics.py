@@ -13,15 +13,24 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training import duplicates, hints
 from training.config import Config
-from training.diagnostics import (
-    HINT_IDS, OSCILLATION_BLOCK, Diagnostics, convergence_evidence, exploding_evidence,
-    initial_loss_verdict, overfitting_evidence, plateau_evidence, regularization_gap_evidence,
-    smoothed_target_entropy, underfitting_evidence, vanishing_evidence,
+from training.data import duplicates
+from training.data.sample import make_shapes_dataset
+from training.diagnostics import hints
+from training.diagnostics.monitor import (
+    Diagnostics,
+    convergence_evidence,
+    exploding_evidence,
+    initial_loss_verdict,
+    overfitting_evidence,
+    plateau_evidence,
+    regularization_gap_evidence,
+    smoothed_target_entropy,
+    underfitting_evidence,
+    vanishing_evidence,
 )
+from training.diagnostics.thresholds import HINT_IDS, OSCILLATION_BLOCK
 from training.events import DataReport, Hint
-from training.sample import make_shapes_dataset
 
 LN3 = math.log(3)
 
@@ -572,8 +581,10 @@ BARE = Config().with_overrides({"model.head.dropout": 0.0, "augmentation.horizon
 
 def every_hint(config: Config | None) -> list[Hint]:
     """Each builder once, on the evidence of the synthetic curves above."""
-    from training.diagnostics import (
-        lr_too_low_evidence, lr_too_high_hint, stuck_at_chance_evidence,
+    from training.diagnostics.monitor import (
+        lr_too_high_hint,
+        lr_too_low_evidence,
+        stuck_at_chance_evidence,
     )
 
     context = {"phase": "head", "learning_rate": 1e-3, "config": config}

@@ -16,8 +16,8 @@ import pytest
 
 from benchmarks.diagnostics_scenarios import SCENARIOS, Workspace, run_scenario
 from training.config import Config
-from training.diagnostics import Diagnostics
-from training.gradients import GradientProbe
+from training.diagnostics.gradients import GradientProbe
+from training.diagnostics.monitor import Diagnostics
 
 FAST = [name for name, scenario in SCENARIOS.items() if not scenario.slow]
 

@@ -14,10 +14,10 @@ import pytest
 
 from tests.helpers import make_tiny_dataset
 from training.config import Config
-from training.engine import TrainingSession, run_training
+from training.data.sample import make_shapes_dataset
+from training.engine.run import TrainingSession, run_training
 from training.events import BatchEnd, EpochEnd, Failed, PhaseChanged
 from training.rundir import read_events
-from training.sample import make_shapes_dataset
 
 QUIET_AUGMENTATION = {"augmentation.horizontal_flip": False, "augmentation.rotation": 0.0,
                       "augmentation.zoom": 0.0, "augmentation.translation": 0.0}
@@ -101,7 +101,7 @@ def test_run_dir_files_are_complete_and_consistent(trained_run):
     assert summary["classes"] == labels
 
     # best.keras really is the best epoch's model: it scores that epoch's val_loss again.
-    from training.data import prepare_data
+    from training.data.pipeline import prepare_data
 
     model = keras.saving.load_model(run_dir / "best.keras", compile=False, safe_mode=True)
     data = prepare_data(saved.data, 64, seed=saved.data.seed)
@@ -249,7 +249,7 @@ def test_bad_folder_fails_with_a_clear_message(tmp_path):
 
 
 def test_non_finite_loss_stops_at_once_and_is_never_saved(tmp_path):
-    from training.callbacks import EventBridge, RunState
+    from training.engine.callbacks import EventBridge, RunState
     from training.events import Hint
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax")])
@@ -328,7 +328,7 @@ def test_many_options_together_complete_a_run(tmp_path):
 
 
 def test_broken_files_are_reported_in_data_report_json_and_the_run_finishes(tmp_path):
-    from tests.helpers import write_broken_files, write_truncated_jpeg
+    from tests.helpers import write_broken_files
 
     data = make_tiny_dataset(tmp_path, size=32)
     broken = write_broken_files(data / "square")
@@ -348,7 +348,7 @@ def test_broken_files_are_reported_in_data_report_json_and_the_run_finishes(tmp_
 def test_disk_full_while_saving_fails_clearly_and_keeps_earlier_files(tmp_path, monkeypatch):
     import errno
 
-    from training import callbacks
+    from training.engine import callbacks
 
     data = make_tiny_dataset(tmp_path, size=32)
     saves = []

@@ -18,8 +18,14 @@ from gui.window import MainWindow
 from gui.worker import ToolFinished
 from tests.conftest import stop_run_before_close
 from tests.helpers import make_tiny_dataset
-from tests.test_gui_window import ScriptedEngine, make_window, no_helper_process, run_to_end  # noqa: F401
-from tests.test_gui_window import dataset, small_config  # noqa: F401
+from tests.test_gui_window import (  # noqa: F401  # noqa: F401
+    ScriptedEngine,
+    dataset,
+    make_window,
+    no_helper_process,
+    run_to_end,
+    small_config,
+)
 from training.events import Hint, Log
 
 

@@ -5,7 +5,6 @@ The real engine in a child process is exercised by ``tests/test_gui_training.py`
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -23,7 +22,14 @@ from tests.helpers import make_tiny_dataset, write_broken_files
 from training.api import Config, default_config
 from training.config import all_keys
 from training.events import (
-    BatchEnd, EpochEnd, Failed, Finished, Hint, Log, PhaseChanged, RunStarted,
+    BatchEnd,
+    EpochEnd,
+    Failed,
+    Finished,
+    Hint,
+    Log,
+    PhaseChanged,
+    RunStarted,
 )
 
 STEPS = 4

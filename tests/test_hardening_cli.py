@@ -23,7 +23,7 @@ import pytest
 
 from main import main
 from tests.helpers import make_tiny_dataset
-from training import cli
+from training.cli import main as cli
 from training.config import Config, ConfigError, parse_override
 
 ROOT = Path(__file__).resolve().parent.parent

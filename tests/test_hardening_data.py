@@ -19,11 +19,13 @@ from PIL import EpsImagePlugin, Image
 
 from tests.helpers import make_tiny_dataset
 from training.config import DataConfig
-from training.data import DataError, prepare_data, scan_folder
+from training.data.duplicates import exact_duplicates
+from training.data.errors import DataError
+from training.data.images import ImageLoadError, load_image, load_thumbnail, probe_image
+from training.data.pipeline import prepare_data
+from training.data.sample import resolve_data_dir
+from training.data.scan import scan_folder
 from training.files import display_path
-from training.duplicates import exact_duplicates
-from training.images import ImageLoadError, load_image, load_thumbnail, probe_image
-from training.sample import resolve_data_dir
 
 needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo (POSIX)")
 needs_gs = pytest.mark.skipif(shutil.which("gs") is None,

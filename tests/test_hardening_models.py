@@ -24,8 +24,8 @@ from models.classifier import build_classifier
 from models.safe_load import MAX_MEMBERS, UnsafeModelError, check_model_file, load_model_safely
 from tests.helpers import jpeg_bytes
 from training.config import Config
-from training.labels import read_labels, write_labels
-from training.predict import PredictError, expand_inputs, load_run, predict
+from training.inference.predict import PredictError, expand_inputs, load_run, predict
+from training.rundir.labels import read_labels, write_labels
 
 ROOT = Path(__file__).resolve().parent.parent
 CLASSES = ["circle", "square", "triangle"]

@@ -23,9 +23,12 @@ import pytest
 
 from gui.run_control import next_run_dir, resume_problem
 from tests.helpers import make_tiny_dataset
-from training import callbacks, engine, resume, rundir
+from training import rundir
 from training.config import Config
-from training.engine import resume_training, run_training
+from training.engine import callbacks
+from training.engine import checkpoint as resume
+from training.engine import run as engine
+from training.engine.run import resume_training, run_training
 from training.events import EpochEnd, Failed, Log
 from training.rundir import RunDirError, RunRecorder, lock_run_dir, prepare_run_dir, read_events
 
@@ -356,7 +359,7 @@ FILL_THE_DISK = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from training.config import Config
-from training.engine import run_training
+from training.engine.run import run_training
 result = run_training(Config.from_dict(json.loads(sys.argv[2])), run_dir=sys.argv[3], on_event=lambda e: None)
 print(json.dumps({"stop_reason": result.stop_reason, "error": result.error}))
 """

@@ -15,13 +15,7 @@ import pytest
 from keras.src.backend import config as keras_config
 from keras.src.utils import file_utils
 
-from models.backbones import (
-    backbone_catalog,
-    backbone_specs,
-    build_backbone,
-    check_image_size,
-    get_spec,
-)
+from models.backbones import backbone_catalog, build_backbone
 from models.classifier import (
     build_classifier,
     freeze_backbone,
@@ -29,6 +23,7 @@ from models.classifier import (
     unfreeze_top_layers,
 )
 from models.preprocess import Preprocess
+from models.registry import backbone_specs, check_image_size, get_spec
 from models.weights import imagenet_weights_filename
 from training.config import BACKBONES, HeadConfig, ModelConfig, RegularizationConfig
 

@@ -10,8 +10,11 @@ import pytest
 from keras import ops
 
 from training.config import OPTIMIZERS, SCHEDULES, Config
-from training.optim import (
-    build_optimizer, build_phase_optimizer, build_schedule, planned_learning_rates,
+from training.engine.optim import (
+    build_optimizer,
+    build_phase_optimizer,
+    build_schedule,
+    planned_learning_rates,
 )
 
 SPE = 10  # steps per epoch in these tests

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
+from training.cli.progress import ProgressPrinter, format_duration
 from training.events import BatchEnd, EpochEnd, Failed, Finished, PhaseChanged
-from training.progress import ProgressPrinter, format_duration
 
 
 class FakeTTY(io.StringIO):

@@ -18,9 +18,9 @@ import pytest
 
 from tests.helpers import make_tiny_dataset
 from training.config import Config
-from training.engine import resume_training, run_training
+from training.engine.checkpoint import load_checkpoint
+from training.engine.run import resume_training, run_training
 from training.events import BatchEnd, Failed
-from training.resume import load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 # Measured: on CPU the resumed run repeats the uninterrupted one exactly (TensorFlow's CPU

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import zipfile
 
 import keras
@@ -13,7 +12,7 @@ import pytest
 from models.classifier import build_classifier
 from models.safe_load import UnsafeModelError, check_model_file, load_model_safely
 from training.config import Config
-from training.predict import PredictError, load_run
+from training.inference.predict import PredictError, load_run
 
 
 def small_classifier():

@@ -7,9 +7,10 @@ import pytest
 from PIL import Image
 
 from tests.helpers import make_tiny_dataset
-from training import sample
-from training.data import DataError, scan_folder
-from training.images import load_images
+from training.data import sample
+from training.data.errors import DataError
+from training.data.images import load_images
+from training.data.scan import scan_folder
 
 
 def _pixels(root, pattern="*/*.png"):

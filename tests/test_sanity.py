@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from tests.helpers import make_tiny_dataset
-from training import sanity
-from training.cli import main
+from training.cli.main import main
 from training.config import Config
+from training.engine import sanity
 
 SMALL = {"model.backbone": "SmallCNN", "model.weights": "none", "data.image_size": 32,
          "data.batch_size": 16, "training.head_epochs": 0, "training.fine_tune_epochs": 3,

@@ -22,8 +22,9 @@ from keras.src.legacy.saving import legacy_h5_format
 from keras.src.utils import file_utils
 
 from models import weights as weights_lib
-from models.backbones import build_backbone, get_spec
+from models.backbones import build_backbone
 from models.imagenet_files import IMAGENET_FILES
+from models.registry import get_spec
 from models.weights import (
     WeightsUnavailableError,
     imagenet_weights_cached,

@@ -10,7 +10,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from training.config import Config, ConfigError, default_config, fine_tune_learning_rate
+from training.config import Config, ConfigError, default_config
+from training.engine.recipe import fine_tune_learning_rate
 from training.events import Event, EventCallback
 
 __all__ = [
@@ -29,7 +30,7 @@ def run_training(config: Config, *, run_dir: str | Path, on_event: EventCallback
     ``RunResult`` whose ``stop_reason`` is ``"failed"``. Setting ``stop`` ends the run
     within one batch and leaves a valid run directory.
     """
-    from training.engine import run_training as _run
+    from training.engine.run import run_training as _run
 
     return _run(config, run_dir=run_dir, on_event=on_event, stop=stop)
 
@@ -40,25 +41,25 @@ def resume_training(run_dir: str | Path, *, on_event: EventCallback,
     same folder with its ``config.json``; a run that never completed an epoch starts over
     there. Never raises: a folder that cannot be resumed (not a run, in use, damaged, already
     finished, or its classes changed) gives a ``Failed`` event and nothing is written."""
-    from training.engine import resume_training as _resume
+    from training.engine.run import resume_training as _resume
 
     return _resume(run_dir, on_event=on_event, stop=stop)
 
 
 def resolve_data_dir(data_dir: str) -> Path:
     """The folder behind ``data.dir``; ``builtin:shapes`` is generated on first use."""
-    from training.sample import resolve_data_dir as _resolve
+    from training.data.sample import resolve_data_dir as _resolve
 
     return _resolve(data_dir)
 
 
 def scan_folder(data_dir: str | Path):
-    """Scans a class-per-folder tree; returns a ``training.data.ScanResult``.
+    """Scans a class-per-folder tree; returns a ``training.data.scan.ScanResult``.
 
     Raises:
-        training.data.DataError: the folder is missing or holds fewer than two classes.
+        training.data.errors.DataError: the folder is missing or holds fewer than two classes.
     """
-    from training.data import scan_folder as _scan
+    from training.data.scan import scan_folder as _scan
 
     return _scan(resolve_data_dir(str(data_dir)))
 
@@ -73,28 +74,28 @@ def backbone_catalog() -> list[dict[str, Any]]:
 
 def predict(run_dir: str | Path, paths: list[str | Path], top_k: int = 3) -> list[dict[str, Any]]:
     """Top-k classes for each image (or each image in each folder) with a trained run."""
-    from training.predict import predict as _predict
+    from training.inference.predict import predict as _predict
 
     return _predict(run_dir, paths, top_k=top_k)
 
 
 def planned_learning_rates(config: Config, steps_per_epoch: int) -> dict[str, list[float]]:
     """The learning rate at every planned step, per phase (``head``, ``fine_tune``)."""
-    from training.optim import planned_learning_rates as _planned
+    from training.engine.optim import planned_learning_rates as _planned
 
     return _planned(config, steps_per_epoch)
 
 
 def load_preview_images(paths: list[str | Path], image_size: int):
     """Decodes images as the training pipeline does: uint8 array (N, size, size, 3)."""
-    from training.images import load_images
+    from training.data.images import load_images
 
     return load_images(paths, image_size)
 
 
 def preview_augmentation(config: Config, images, seed: int = 0):
     """Applies the training augmentation of ``config`` to uint8 images (N, H, W, 3)."""
-    from training.augment import preview_augmentation as _preview
+    from training.data.augment import preview_augmentation as _preview
 
     return _preview(config.augmentation, images, seed=seed)
 
@@ -102,12 +103,12 @@ def preview_augmentation(config: Config, images, seed: int = 0):
 def check_setup(config: Config, *, on_event: EventCallback | None = None,
                 stop: threading.Event | None = None):
     """Data checks, the untrained loss against ln(C), and L2 that must raise it; returns a
-    ``training.sanity.SetupCheck`` (its ``hints`` are empty when all is well).
+    ``training.engine.sanity.SetupCheck`` (its ``hints`` are empty when all is well).
 
     Raises:
-        training.data.DataError, ConfigError: the data or config cannot be used.
+        training.data.errors.DataError, ConfigError: the data or config cannot be used.
     """
-    from training.sanity import check_setup as _check
+    from training.engine.sanity import check_setup as _check
 
     return _check(config, on_event=on_event, stop=stop)
 
@@ -115,8 +116,8 @@ def check_setup(config: Config, *, on_event: EventCallback | None = None,
 def overfit_tiny_subset(config: Config, *, images: int = 20, max_epochs: int = 150,
                         on_event: EventCallback | None = None, stop: threading.Event | None = None):
     """Trains on a few images until they are memorized; returns a
-    ``training.sanity.OverfitResult`` (``reached`` False and a hint: something is broken)."""
-    from training.sanity import overfit_tiny_subset as _overfit
+    ``training.engine.sanity.OverfitResult`` (``reached`` False and a hint: something is broken)."""
+    from training.engine.sanity import overfit_tiny_subset as _overfit
 
     return _overfit(config, images=images, max_epochs=max_epochs, on_event=on_event, stop=stop)
 
@@ -124,7 +125,7 @@ def overfit_tiny_subset(config: Config, *, images: int = 20, max_epochs: int = 1
 def lr_range_test(config: Config, *, steps: int = 150, min_lr: float = 1e-7, max_lr: float = 10.0,
                   on_event: EventCallback | None = None, stop: threading.Event | None = None):
     """Loss against an exponentially growing learning rate on a throwaway model; returns a
-    ``training.sanity.LRRangeResult`` with plain lists to plot and a suggested rate."""
-    from training.sanity import lr_range_test as _range
+    ``training.engine.sanity.LRRangeResult`` with plain lists to plot and a suggested rate."""
+    from training.engine.sanity import lr_range_test as _range
 
     return _range(config, steps=steps, min_lr=min_lr, max_lr=max_lr, on_event=on_event, stop=stop)

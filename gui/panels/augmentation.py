@@ -13,14 +13,19 @@ import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
-    QCheckBox, QGridLayout, QGroupBox, QLabel, QPushButton, QVBoxLayout, QWidget,
+    QCheckBox,
+    QGridLayout,
+    QGroupBox,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
 )
-
-from training.api import Config
 
 from gui.forms import ConfigForm, double, hbox
 from gui.tasks import BackgroundTasks
 from gui.tooltips import tooltip
+from training.api import Config
 
 # (key, label, maximum, suggested strength when switched on)
 STRENGTHS = (

@@ -10,17 +10,23 @@ import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
-    QComboBox, QFileDialog, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton, QWidget,
+    QComboBox,
+    QFileDialog,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QWidget,
 )
-
-from training.api import Config, scan_folder
-from training.config import BUILTIN_SAMPLE
-from training.files import display_path, is_folder
-from training.images import ImageLoadError, load_thumbnail
 
 from gui.forms import ConfigForm, combo, double, hbox, optional, spin
 from gui.tasks import BackgroundTasks
 from gui.tooltips import tooltip
+from training.api import Config, scan_folder
+from training.config import BUILTIN_SAMPLE
+from training.data.images import ImageLoadError, load_thumbnail
+from training.files import display_path, is_folder
 
 THUMBNAIL_PX = 56
 THUMBNAILS_PER_CLASS = 4

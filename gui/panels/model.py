@@ -6,15 +6,21 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QHeaderView, QLineEdit, QPushButton,
-    QTableWidget, QTableWidgetItem, QWidget,
+    QAbstractItemView,
+    QCheckBox,
+    QFileDialog,
+    QHeaderView,
+    QLineEdit,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QWidget,
 )
-
-from training.api import Config
-from training.config import ACTIVATIONS, BACKBONES, INITIALIZERS
 
 from gui.forms import ConfigForm, combo, double, hbox, optional, parse_int_list, spin
 from gui.tooltips import tooltip
+from training.api import Config
+from training.config import ACTIVATIONS, BACKBONES, INITIALIZERS
 
 COLUMNS = ("Backbone", "Params", "Size", "Top-1", "Cached")
 WEIGHT_CHOICES = {"imagenet": "ImageNet (pretrained)", "none": "none (train from scratch)",

@@ -10,13 +10,12 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QCheckBox, QLabel, QWidget
 
-from training.api import Config
-from training.config import OPTIMIZERS, SCHEDULES
-
 from gui import engine_calls
 from gui.forms import ConfigForm, combo, double, optional, scientific, spin
 from gui.plots import CompactAxis, fit_rates_from_zero, light_grid
 from gui.tasks import BackgroundTasks
+from training.api import Config
+from training.config import OPTIMIZERS, SCHEDULES
 
 OPTIMIZER_LABELS = {"sgd": "SGD", "adagrad": "Adagrad", "rmsprop": "RMSprop", "adam": "Adam",
                     "adamw": "AdamW", "nadam": "Nadam", "adadelta": "Adadelta"}

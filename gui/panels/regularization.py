@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QCheckBox, QWidget
 
-from training.config import MONITORS
-
 from gui.forms import ConfigForm, combo, double, scientific, spin
+from training.config import MONITORS
 
 
 class RegularizationPanel(ConfigForm):

@@ -7,7 +7,16 @@ from pathlib import Path
 from typing import TextIO
 
 from training.events import (
-    BatchEnd, DataReport, EpochEnd, Event, Failed, Finished, Hint, Log, PhaseChanged, RunStarted,
+    BatchEnd,
+    DataReport,
+    EpochEnd,
+    Event,
+    Failed,
+    Finished,
+    Hint,
+    Log,
+    PhaseChanged,
+    RunStarted,
 )
 from training.files import is_regular_file
 

@@ -1,11 +1,11 @@
 """The words and the fixes of each diagnostic hint.
 
-``training.diagnostics`` decides *whether* a hint fires (from numbers); the builders here
+``training.diagnostics.monitor`` decides *whether* a hint fires (from numbers); the builders here
 decide what it says and which config changes it offers. A fix is a dict of dotted config
 keys, as ``Config.with_overrides`` takes them; a hint's ``fixes`` are alternatives (the
 GUI applies one). Fixes are tailored to the run's config when it is known, and
 ``Diagnostics`` drops any that the config would refuse. (This module imports the
-diagnostics' thresholds; ``training.diagnostics`` imports this one inside its methods.)
+diagnostics' thresholds; ``training.diagnostics.monitor`` imports this one inside its methods.)
 See docs/hints.md for every hint.
 """
 
@@ -14,10 +14,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from training import duplicates
 from training.config import Config
-from training.diagnostics import (
-    IMBALANCE_RATIO, MAX_LISTED_DUPLICATES, VAL_MIN_IMAGES, VAL_MIN_PER_CLASS,
+from training.data import duplicates
+from training.diagnostics.thresholds import (
+    IMBALANCE_RATIO,
+    MAX_LISTED_DUPLICATES,
+    VAL_MIN_IMAGES,
+    VAL_MIN_PER_CLASS,
 )
 from training.events import Hint
 

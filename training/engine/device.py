@@ -9,8 +9,8 @@ import sys
 
 def describe_device() -> str:
     """e.g. "GPU: NVIDIA H100 (float32)" or "CPU: 2 threads"."""
-    import tensorflow as tf
     import keras
+    import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
     precision = keras.mixed_precision.global_policy().name

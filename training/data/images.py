@@ -142,7 +142,7 @@ def probe_image(path: str | os.PathLike) -> str | None:
                 return f"image too large ({width} x {height} pixels; the limit is {limit:,} pixels)"
     except ImageLoadError as error:
         return error.reason
-    except Exception as error:  # Pillow's plugins raise many types on corrupt input.
+    except Exception as error:  # noqa: BLE001 - Pillow's plugins raise many types on corrupt input
         return _reason(path, error)
     return None
 
@@ -221,7 +221,7 @@ def _upright(image: Image.Image) -> Image.Image:
     # A malformed EXIF block should not cost the picture: keep it as stored.
     try:
         return ImageOps.exif_transpose(image)
-    except Exception:
+    except Exception:  # noqa: BLE001 - any malformed EXIF block: keep the picture as stored
         return image
 
 

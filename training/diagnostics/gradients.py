@@ -24,7 +24,7 @@ from typing import Any, Callable
 import keras
 import numpy as np
 
-from training.diagnostics import Diagnostics
+from training.diagnostics.monitor import Diagnostics
 from training.events import Event
 
 PROBE_BATCH_SIZE = 32
@@ -134,9 +134,9 @@ def fixed_batch(data: Any, image_size: int, size: int = PROBE_BATCH_SIZE) -> tup
     one-hot labels, decoded as the pipeline decodes them; files that fail are skipped.
 
     Args:
-        data: a ``training.data.DataBundle``.
+        data: a ``training.data.pipeline.DataBundle``.
     """
-    from training.images import ImageLoadError, load_image
+    from training.data.images import ImageLoadError, load_image
 
     labels_by_path: dict[str, int] = {}
     for scan in (data.scan, data.validation_scan):

@@ -30,7 +30,12 @@ import numpy as np
 
 from training.events import to_jsonable
 from training.rundir import (
-    CHECKPOINT_DIR, STATE_FILE, RunDirError, atomic_path, checkpoint_folder, read_checkpoint_state,
+    CHECKPOINT_DIR,
+    STATE_FILE,
+    RunDirError,
+    atomic_path,
+    checkpoint_folder,
+    read_checkpoint_state,
     write_json_atomic,
 )
 

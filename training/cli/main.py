@@ -33,9 +33,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
+from training.cli.progress import ProgressPrinter
 from training.config import BUILTIN_SAMPLE, Config, parse_override
 from training.files import file_kind, is_regular_file, path_problem
-from training.progress import ProgressPrinter
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEBUG_ENV = "FINETUNE_STUDIO_DEBUG"
@@ -126,7 +126,7 @@ def main(argv: list[str]) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         raise  # main.py ends quietly: whoever read the output has gone
-    except Exception as error:  # noqa: BLE001 - the last line of defence: never a traceback
+    except Exception as error:
         if type(error).__name__ in USAGE_ERRORS:
             _error(str(error))
             return EXIT_USAGE
@@ -239,7 +239,7 @@ def _train(args: argparse.Namespace) -> int:
         problem = path_problem(run_dir, want="folder")
         if problem:
             raise UsageError(f"Cannot resume: {problem}. Pass a run folder written by `train`.")
-        from training.engine import resume_training
+        from training.engine.run import resume_training
 
         return _run_with_progress(lambda stop, printer: resume_training(
             run_dir, on_event=printer, stop=stop), args.quiet, run_dir)
@@ -368,7 +368,7 @@ def _check_predict_inputs(args: argparse.Namespace) -> None:
 
 def _predict(args: argparse.Namespace) -> int:
     _check_predict_inputs(args)
-    from training.predict import PredictError, predict
+    from training.inference.predict import PredictError, predict
 
     try:
         results = predict(args.run_dir, args.images, top_k=args.top)
@@ -500,7 +500,7 @@ def _hint_line(hint) -> str:
 
 
 def _describe(command: str, result) -> str:
-    from training.sanity import STRONG_L2
+    from training.engine.sanity import STRONG_L2
 
     if command == "check":
         return (f"Untrained loss {result.initial_loss:.3f} (first batch {result.first_batch_loss:.3f}); "

@@ -1,9 +1,7 @@
-"""Finding the images of a class-per-folder tree and turning them into tf.data pipelines.
+"""Turning a scan into tf.data pipelines.
 
-``scan_folder`` walks the tree (no TensorFlow needed, so the GUI can call it cheaply);
 ``prepare_data`` scans, splits and builds the training and validation datasets.
-
-The pipeline decodes with ``training.images.load_image``, the same decoder prediction
+The pipeline decodes with ``training.data.images.load_image``, the same decoder prediction
 and the GUI use, and never raises inside tf.data: a file that fails to decode is
 dropped on its own (before batching) and recorded, so the run goes on without it.
 """
@@ -14,14 +12,15 @@ import math
 import os
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from training.files import display_path, file_kind, path_problem
-from training.images import IMAGE_EXTENSIONS, ImageLoadError, kind_reason, load_image, probe_image
-from training.sample import resolve_data_dir
+from training.data.errors import DataError
+from training.data.images import ImageLoadError, load_image
+from training.data.scan import ScanResult, scan_classes, scan_folder, usable_folder
+from training.data.split import counts_by_class, split_stratified, split_warnings
+from training.files import display_path
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -32,32 +31,7 @@ if TYPE_CHECKING:
 # Decoded uint8 images are cached in memory up to this many bytes (training + validation).
 CACHE_LIMIT_BYTES = 1_500_000_000
 
-# Names (lower case) that operating systems and tools leave in folders; never images.
-_SYSTEM_FILES = frozenset({"thumbs.db", "desktop.ini", "ehthumbs.db", "icon\r"})
-_SYSTEM_DIRS = frozenset({"__macosx", "@eadir", "$recycle.bin", "system volume information"})
-
 Augmenter = Callable[[Any, Any], tuple[Any, Any]]
-
-
-class DataError(ValueError):
-    """The data folder cannot be used as it is; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class ScanResult:
-    """What ``scan_folder`` found. ``files`` are absolute paths, ``labels`` index ``classes``."""
-    root: str
-    classes: list[str]
-    files: list[str]
-    labels: list[int]
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): unusable
-    ignored: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): by rule
-    warnings: list[str] = field(default_factory=list)
-
-    def counts(self) -> dict[str, int]:
-        """Images per class, in class order."""
-        tally = np.bincount(np.asarray(self.labels, dtype=np.int64), minlength=len(self.classes))
-        return {name: int(n) for name, n in zip(self.classes, tally)}
 
 
 @dataclass
@@ -113,248 +87,6 @@ class DataBundle:
             warnings=list(self.warnings),
         )
 
-
-# -- scanning ---------------------------------------------------------------------------
-def scan_folder(root: str | os.PathLike, *, verify: bool = True) -> ScanResult:
-    """Finds the classes (immediate subfolders) and their images (at any depth).
-
-    Hidden and system files and folders are ignored, files directly in ``root`` are
-    ignored, symbolic links to folders are not followed (no loops), only regular files
-    are used (a FIFO or a device would block or never end), and with ``verify`` each
-    file's header is read (no decoding) so that non-images are skipped early. The walk
-    keeps its own stack, so any depth of folders works.
-
-    Raises:
-        DataError: ``root`` does not exist, is not a folder, cannot be read, or has
-            fewer than two class folders with usable images.
-    """
-    root_path = _usable_folder(root, "data folder")
-    result = _scan(root_path, verify)
-    if len(result.classes) < 2:
-        raise DataError(_too_few_classes_message(root_path, result.classes, result.ignored))
-    return result
-
-
-def _usable_folder(folder: str | os.PathLike, what: str) -> Path:
-    """The absolute path of ``folder`` (``builtin:`` names resolved) once it is known to be
-    a folder that can be read; checked without raising anything but ``DataError``
-    (``Path.exists()`` raises on a name over 255 bytes or a folder that cannot be entered)."""
-    try:
-        path = resolve_data_dir(os.fsdecode(folder)).absolute()
-    except (OSError, RuntimeError) as error:  # no home folder for "~", a deleted working folder
-        raise DataError(f"Cannot use the {what} {display_path(folder)}: {error}.") from None
-    problem = path_problem(path, want="folder")
-    if problem:
-        raise DataError(f"Cannot use the {what}: {problem}. Choose a folder that holds one "
-                        "subfolder of images per class, e.g. data/cats/*.jpg.")
-    return path
-
-
-def _scan(root: Path, verify: bool) -> ScanResult:
-    """``scan_folder`` without the minimum of two classes."""
-    skipped: list[tuple[str, str]] = []
-    ignored: list[tuple[str, str]] = []
-    warnings: list[str] = []
-    classes, files, labels = [], [], []
-    for name, folder in _class_dirs(root, ignored):
-        found = _class_files(folder, verify, skipped, ignored)
-        if not found:
-            warnings.append(f"Class folder '{display_path(name)}' has no usable images and was left out.")
-            continue
-        files += found
-        labels += [len(classes)] * len(found)
-        classes.append(name)
-    return ScanResult(str(root), classes, files, labels, skipped, ignored, warnings)
-
-
-def _class_dirs(root: Path, ignored: list[tuple[str, str]]) -> list[tuple[str, Path]]:
-    """Immediate subfolders of ``root`` that can be classes, sorted by name."""
-    try:
-        with os.scandir(root) as listing:
-            entries = sorted(listing, key=lambda e: e.name)
-    except OSError as error:
-        raise DataError(f"Cannot read the folder {display_path(root)}: {error.strerror or error}. "
-                        "Check that it exists and that you may read it.") from None
-    found = []
-    for entry in entries:
-        path = os.path.join(root, entry.name)
-        rule = _ignore_rule(entry.name, is_dir=_is_dir(entry))
-        if rule:
-            ignored.append((path, rule))
-        elif _is_dir(entry):
-            _check_class_name(entry.name, path)
-            found.append((entry.name, Path(path)))
-        else:
-            ignored.append((path, "file directly in the data folder: only files inside a class "
-                                  "subfolder are used; move it into the folder of its class"))
-    return found
-
-
-def _check_class_name(name: str, path: str) -> None:
-    """A class name is stored in the run folder and shown everywhere, so it must be text:
-    a folder name with bytes that are not UTF-8 is refused (its files need not be)."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        raise DataError(f"The class folder {display_path(path)} has a name that is not valid UTF-8 "
-                        "text, so it cannot be used as a class name. Rename the folder.") from None
-
-
-def _class_files(folder: Path, verify: bool, skipped: list, ignored: list) -> list[str]:
-    """Usable image files anywhere below one class folder, sorted.
-
-    Top-down like ``os.walk`` (each folder's subfolders, then its files, by name), but with
-    an explicit stack: ``os.walk`` recurses in Python 3.11 and fails past ~1,000 levels.
-    """
-    found: list[str] = []
-    pending = [os.fspath(folder)]
-    while pending:
-        current = pending.pop()
-        try:
-            with os.scandir(current) as listing:
-                entries = sorted(listing, key=lambda e: e.name)
-        except OSError as error:
-            skipped.append((current, f"cannot read folder: {error.strerror or error}"))
-            continue
-        folders = [entry for entry in entries if _is_dir(entry)]
-        subfolders = []
-        for entry in folders:
-            path = os.path.join(current, entry.name)
-            rule = _ignore_rule(entry.name, is_dir=True)
-            # Links to folders are not followed: a link to a parent folder would loop forever.
-            if rule is None and entry.is_symlink():
-                rule = "symbolic link to a folder (not followed)"
-            if rule:
-                ignored.append((path, rule))
-            else:
-                subfolders.append(path)
-        for entry in entries:
-            if _is_dir(entry):
-                continue
-            path = os.path.join(current, entry.name)
-            rule = _ignore_rule(entry.name, is_dir=False)
-            if rule:
-                ignored.append((path, rule))
-                continue
-            reason = _unsupported_reason(path) or _not_regular_reason(entry, path)
-            if reason:
-                skipped.append((path, reason))
-            else:
-                found.append(path)
-        pending.extend(reversed(subfolders))  # the first subfolder is walked next
-    if verify:
-        found = _verified(found, skipped)
-    return sorted(found)
-
-
-def _not_regular_reason(entry: os.DirEntry, path: str) -> str | None:
-    """None for a regular file (or a link to one); else why it is not read.
-
-    ``DirEntry.is_file`` costs no system call for a plain file: the file type comes with
-    the folder listing. A FIFO would block the first read forever, a device never end.
-    """
-    try:
-        if entry.is_file():
-            return None
-    except OSError:
-        pass
-    kind = file_kind(path)
-    if kind == "file":
-        return None
-    if kind == "missing" and entry.is_symlink():
-        return "broken symbolic link (what it points to does not exist)"
-    return kind_reason(kind)
-
-
-def _verified(paths: list[str], skipped: list) -> list[str]:
-    """The paths whose header Pillow reads; the others go to ``skipped`` with the reason.
-
-    Sequential on purpose: on 30,000 small files a pool of 8 threads was 1.8x slower
-    (header parsing holds the GIL); see benchmarks/scan_large_folder.py.
-    """
-    kept = []
-    for path in paths:
-        reason = probe_image(path)
-        if reason:
-            skipped.append((path, reason))
-        else:
-            kept.append(path)
-    return kept
-
-
-def _ignore_rule(name: str, *, is_dir: bool) -> str | None:
-    """Why a file or folder is ignored by rule, or None if it is not."""
-    lower = name.lower()
-    if name.startswith("._"):
-        return "macOS metadata file (AppleDouble), not an image"
-    if lower == ".ipynb_checkpoints":
-        return "Jupyter checkpoint folder"
-    if name.startswith("."):
-        return "hidden folder" if is_dir else "hidden file"
-    if is_dir and lower in _SYSTEM_DIRS:
-        return "system folder"
-    if not is_dir and lower in _SYSTEM_FILES:
-        return "system file"
-    return None
-
-
-def _unsupported_reason(path: str) -> str | None:
-    extension = os.path.splitext(path)[1].lower()
-    if extension not in IMAGE_EXTENSIONS:
-        shown = extension or "no extension"
-        return (f"unsupported file type ({shown}); supported: "
-                f"{', '.join(sorted(IMAGE_EXTENSIONS))}")
-    return None
-
-
-def _is_dir(entry: os.DirEntry) -> bool:
-    try:
-        return entry.is_dir()  # follows a link: a linked class folder is a class
-    except OSError:
-        return False
-
-
-def _too_few_classes_message(root: Path, classes: list[str], ignored: list) -> str:
-    loose = sum(1 for path, _ in ignored
-                if os.path.dirname(path) == str(root) and os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS)
-    message = (f"Found {len(classes)} class folder(s) with usable images in {display_path(root)}: "
-               "a classifier needs at least 2. Put each class's images in its own subfolder, e.g. "
-               f"{display_path(root / 'cats')}/*.jpg and {display_path(root / 'dogs')}/*.jpg.")
-    if loose:
-        message += f" {loose} image(s) lie directly in the folder; move them into class subfolders."
-    return message
-
-
-# -- splitting --------------------------------------------------------------------------
-def split_stratified(labels, validation_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the training and validation images, in the same proportions per class.
-
-    Classes with a single image keep it for training. At least one validation image
-    per class is asked for (when the split is > 0), and at least one training image
-    per class is kept, so small data sets do not crash the split.
-
-    Returns:
-        (train_indices, validation_indices), each an int64 array in a seeded random order.
-    """
-    from sklearn.model_selection import train_test_split
-
-    labels = np.asarray(labels, dtype=np.int64)
-    indices = np.arange(len(labels), dtype=np.int64)
-    if validation_split <= 0 or len(labels) == 0:
-        return np.random.default_rng(seed).permutation(indices), np.zeros(0, dtype=np.int64)
-    counts = np.bincount(labels)
-    splittable = counts[labels] >= 2
-    singles, pool = indices[~splittable], indices[splittable]
-    pool_classes = int(np.count_nonzero(counts >= 2))
-    if pool_classes == 0:
-        return np.random.default_rng(seed).permutation(indices), np.zeros(0, dtype=np.int64)
-    # sklearn needs room for every class on both sides; a count keeps it from refusing.
-    n_validation = math.ceil(validation_split * len(pool))
-    n_validation = min(max(n_validation, pool_classes), len(pool) - pool_classes)
-    train, validation = train_test_split(pool, test_size=n_validation, random_state=seed,
-                                         shuffle=True, stratify=labels[pool])
-    train = np.concatenate([train, singles])
-    return np.random.default_rng(seed).permutation(train), np.asarray(validation, dtype=np.int64)
 
 
 # -- the pipeline -----------------------------------------------------------------------
@@ -474,7 +206,7 @@ def _decode_function(paths: list[bytes], labels: np.ndarray, image_size: int,
                 image = load_image(paths[index], image_size)
             except ImageLoadError as error:
                 recorder.add(error.path)
-            except Exception:  # nothing may escape into tf.data: it would end the epoch
+            except Exception:  # noqa: BLE001 - nothing may escape into tf.data: it would end the epoch
                 recorder.add(os.fsdecode(paths[index]))
             cache.put(index, image)
         if image is None:
@@ -534,7 +266,7 @@ def prepare_data(data_cfg: DataConfig, image_size: int, *, augmenter: Augmenter 
         train_index, validation_index = split_stratified(labels, data_cfg.validation_split, seed)
         train_files, train_labels = files[train_index], labels[train_index]
         validation_files, validation_labels = files[validation_index], labels[validation_index]
-        warnings += _split_warnings(classes, labels, validation_labels)
+        warnings += split_warnings(classes, labels, validation_labels)
     if len(validation_files) == 0:
         raise DataError(
             f"No images are left for validation in {display_path(scan.root)}: every class has a single "
@@ -545,8 +277,8 @@ def prepare_data(data_cfg: DataConfig, image_size: int, *, augmenter: Augmenter 
 
 def _scan_validation_folder(folder: str, train: ScanResult) -> ScanResult:
     """The scan of ``data.validation_dir``, which must hold the training folder's classes."""
-    root = _usable_folder(folder, "validation folder (`data.validation_dir`)")
-    validation = _scan(root, verify=True)
+    root = usable_folder(folder, "validation folder (`data.validation_dir`)")
+    validation = scan_classes(root, verify=True)
     if not validation.classes:
         raise DataError(
             f"The validation folder {display_path(root)} (`data.validation_dir`) has no usable images. "
@@ -587,7 +319,7 @@ def _bundle(data_cfg, image_size, augmenter, seed, scan, validation_scan, classe
     return DataBundle(
         train=train_ds, validation=validation_ds, classes=list(classes),
         train_count=len(train_files), validation_count=len(validation_files),
-        train_counts=_counts(classes, train_labels), validation_counts=_counts(classes, validation_labels),
+        train_counts=counts_by_class(classes, train_labels), validation_counts=counts_by_class(classes, validation_labels),
         steps_per_epoch=math.ceil(len(train_files) / batch_size),
         validation_steps=math.ceil(len(validation_files) / batch_size),
         scan=scan, validation_scan=validation_scan,
@@ -613,25 +345,6 @@ def _check_same_classes(train: ScanResult, validation: ScanResult) -> None:
         f"(with images) as the training folder {display_path(train.root)}; {'; '.join(parts)}. "
         "Add or rename folders so both match, or set `data.validation_dir` to null to split the "
         "training folder instead.")
-
-
-def _split_warnings(classes: list[str], labels: np.ndarray, validation_labels: np.ndarray) -> list[str]:
-    warnings = []
-    counts = np.bincount(labels, minlength=len(classes))
-    in_validation = np.bincount(validation_labels, minlength=len(classes))
-    for name, total, held in zip(classes, counts, in_validation):
-        if total == 1:
-            warnings.append(f"Class '{name}' has a single image: it is used for training only, "
-                            "so its validation accuracy is not measured. Add more images.")
-        elif held == 0:
-            warnings.append(f"Class '{name}' has no validation image ({total} images in all); "
-                            "its validation accuracy is not measured. Add more images.")
-    return warnings
-
-
-def _counts(classes: list[str], labels: np.ndarray) -> dict[str, int]:
-    tally = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(classes))
-    return {name: int(n) for name, n in zip(classes, tally)}
 
 
 def _class_weight(mode: str, train_labels: np.ndarray, num_classes: int) -> dict[int, float] | None:

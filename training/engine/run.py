@@ -26,22 +26,37 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from training.config import Config, ConfigError, fine_tune_learning_rate
-from training.diagnostics import Diagnostics
+from training.config import Config, ConfigError
+from training.diagnostics.monitor import Diagnostics
+from training.engine.checkpoint import (
+    ResumableEarlyStopping,
+    ResumableReduceLROnPlateau,
+    ResumeCheckpoint,
+    ResumeState,
+    check_weights_file,
+    restore_checkpoint,
+)
+from training.engine.recipe import PHASES, fine_tune_learning_rate, phase_epochs, phase_learning_rate
 from training.events import EventCallback, Failed, Finished, Log, PhaseChanged, RunStarted
 from training.files import display_path, is_regular_file
-from training.labels import LabelsError, read_labels, write_labels
-from training.resume import (
-    ResumableEarlyStopping, ResumableReduceLROnPlateau, ResumeCheckpoint, ResumeState,
-    check_weights_file, restore_checkpoint,
-)
 from training.rundir import (
-    BEST_MODEL, RunDirError, RunRecorder, absolute_run_dir, clear_unfinished_start, disk_full_message,
-    fan_out, inspect_resume, is_disk_full, lock_run_dir, prepare_run_dir, remove_leftovers,
-    require_run_folder, write_json_atomic, write_text_atomic,
+    BEST_MODEL,
+    RunDirError,
+    RunRecorder,
+    absolute_run_dir,
+    clear_unfinished_start,
+    disk_full_message,
+    fan_out,
+    inspect_resume,
+    is_disk_full,
+    lock_run_dir,
+    prepare_run_dir,
+    remove_leftovers,
+    require_run_folder,
+    write_json_atomic,
+    write_text_atomic,
 )
-
-PHASES = ("head", "fine_tune")
+from training.rundir.labels import LabelsError, read_labels, write_labels
 
 # The pipeline drops undecodable files, so its length is unknown to Keras, which then
 # warns at the end of every epoch that the input "ran out of data": expected here.
@@ -175,7 +190,7 @@ def resume_training(run_dir: str | Path, *, on_event: EventCallback,
 
 
 def _user_message(error: Exception, run_dir: Path) -> str:
-    from training.data import DataError
+    from training.data.errors import DataError
 
     if is_disk_full(error):
         return disk_full_message(error, run_dir)
@@ -242,9 +257,9 @@ class TrainingSession:
         """Resolves the config, seeds everything and writes config.json."""
         import keras
 
-        from models.backbones import check_image_size, get_spec
-        from training.device import describe_device
-        from training.sample import resolve_data_dir
+        from models.registry import check_image_size, get_spec
+        from training.data.sample import resolve_data_dir
+        from training.engine.device import describe_device
 
         config = self.config
         spec = get_spec(config.model.backbone)
@@ -268,9 +283,8 @@ class TrainingSession:
         keras.utils.set_random_seed(config.training.seed)
 
     def prepare_data(self):
-        from training.augment import build_augmenter
-        from training.data import prepare_data
-        from training.optim import phase_learning_rate
+        from training.data.augment import build_augmenter
+        from training.data.pipeline import prepare_data
 
         config = self.config
         self.emit(Log(f"Scanning {config.data.dir} ..."))
@@ -299,7 +313,7 @@ class TrainingSession:
 
     def _check_same_classes(self, classes: list[str]) -> None:
         """A resume needs the classes the checkpoint's outputs were trained on, in order."""
-        from training.data import DataError
+        from training.data.errors import DataError
 
         trained = read_labels(self.run_dir)
         if classes == trained:
@@ -337,7 +351,9 @@ class TrainingSession:
     def _fetch_imagenet_weights(self) -> None:
         """Downloads the ImageNet file once, reporting progress as log events."""
         from models.weights import (
-            ensure_imagenet_weights, imagenet_weights_cached, imagenet_weights_filename,
+            ensure_imagenet_weights,
+            imagenet_weights_cached,
+            imagenet_weights_filename,
             keras_cache_dir,
         )
 
@@ -359,7 +375,7 @@ class TrainingSession:
         ensure_imagenet_weights(name, self.image_size, progress=progress)
 
     def phases(self) -> list[str]:
-        return [p for p in PHASES if _phase_epochs(self.config, p) > 0]
+        return [p for p in PHASES if phase_epochs(self.config, p) > 0]
 
     def train(self, classifier) -> RunResult:
         phases = self.phases()
@@ -381,20 +397,20 @@ class TrainingSession:
         import keras
 
         from models.classifier import freeze_backbone, unfreeze_top_layers
-        from training.callbacks import EventBridge, RunState
-        from training.optim import build_phase_optimizer, phase_learning_rate
+        from training.engine.callbacks import EventBridge, RunState
+        from training.engine.optim import build_phase_optimizer
 
         config, data = self.config, self.data
         if self.state is None:
-            planned = sum(_phase_epochs(config, p) for p in self.phases())
+            planned = sum(phase_epochs(config, p) for p in self.phases())
             self.state = RunState(monitor=config.training.monitor, planned_epochs=planned,
                                   total_steps=planned * data.steps_per_epoch,
                                   steps_per_epoch=data.steps_per_epoch)
             if self.resume is not None:
                 self.state.restore(self.resume)
         state = self.state
-        epochs = _phase_epochs(config, phase)
-        first_epoch = 0 if phase == "head" else _phase_epochs(config, "head")
+        epochs = phase_epochs(config, phase)
+        first_epoch = 0 if phase == "head" else phase_epochs(config, "head")
         if phase == "head":
             freeze_backbone(classifier.backbone)
             description = f"Training the new head; {config.model.backbone} is frozen."
@@ -428,7 +444,7 @@ class TrainingSession:
                              diagnostics=self.diagnostics)
         callbacks = self._phase_callbacks(bridge, restored)
         if phase == "fine_tune" and _probes_gradients(config, classifier):
-            from training.gradients import GradientProbe, fixed_batch
+            from training.diagnostics.gradients import GradientProbe, fixed_batch
 
             images, labels = fixed_batch(data, self.image_size)
             callbacks.insert(callbacks.index(bridge) + 1, GradientProbe(
@@ -476,7 +492,7 @@ class TrainingSession:
         return callbacks
 
     def _report_decode_failures(self) -> None:
-        from training.data import describe_failures
+        from training.data.pipeline import describe_failures
 
         failures = self.data.decode_failures
         if len(failures) > self._reported_failures:
@@ -525,7 +541,7 @@ class TrainingSession:
 
     def summary(self, reason: str, error: str = "") -> dict[str, Any]:
         """summary.json's content. ``best_model`` is null when no model was saved."""
-        from training.device import versions
+        from training.engine.device import versions
 
         state, data = self.state, self.data
         saved = bool(state and state.best_epoch) and is_regular_file(self.run_dir / BEST_MODEL)
@@ -559,9 +575,6 @@ def _probes_gradients(config: Config, classifier) -> bool:
     layers = config.training.fine_tune_layers
     return classifier.from_scratch or layers == "all" or layers > 50
 
-
-def _phase_epochs(config: Config, phase: str) -> int:
-    return config.training.head_epochs if phase == "head" else config.training.fine_tune_epochs
 
 
 def _finite(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""A helper process answering the GUI's small engine questions: ``python -m gui.engine_service``.
+"""A helper process answering the GUI's small engine questions: ``python -m training.service.helper``.
 
 The backbone catalog, the planned learning rates and the augmentation preview all need
 Keras. Importing it in the app's own process would freeze the window for 0.4-0.5 s at a
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from gui.engine_child import _event_stream, lower_priority
+from training.service.child import _event_stream, lower_priority
 
 
 def encode_array(array: np.ndarray) -> dict[str, Any]:
@@ -39,7 +39,7 @@ def _catalog(params: dict[str, Any]) -> Any:
 
 def _device(params: dict[str, Any]) -> Any:
     # Not in training.api yet: the engine's own device description, as RunStarted shows it.
-    from training.device import describe_device
+    from training.engine.device import describe_device
 
     return describe_device()
 

@@ -10,7 +10,7 @@ A run folder may come from elsewhere or be damaged, so nothing in it is trusted 
   A model whose input size is undefined (``(None, None, 3)``, fully convolutional: this
   app never builds one, but such a model works at any size) is run at the size
   ``config.json`` names, within the same range.
-- The class names come from ``training.labels.read_labels``, and their count must equal
+- The class names come from ``training.rundir.labels.read_labels``, and their count must equal
   the model's outputs: a names file that does not belong to the model is refused instead
   of shifting every label.
 
@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
+from training.data.images import IMAGE_EXTENSIONS, ImageLoadError, load_image
 from training.files import FileReadError, file_kind, path_problem, read_json
-from training.images import IMAGE_EXTENSIONS, ImageLoadError, load_image
-from training.labels import LABELS_JSON, LABELS_TXT, LabelsError, read_labels
 from training.rundir import BEST_MODEL
+from training.rundir.labels import LABELS_JSON, LABELS_TXT, LabelsError, read_labels
 
 BATCH = 32
 RUN_CONFIG = "config.json"

@@ -15,7 +15,7 @@ Neural Networks", 2019: verify the loss at init, overfit one batch, find a learn
 Each is a plain function of a ``Config`` with an optional ``on_event`` (``Log`` progress
 and the ``Hint`` events) and ``stop`` flag, returning a plain dataclass whose ``hints``
 list is empty when all is well. They build everything from the engine's own pieces
-(``prepare_data``, ``build_classifier``, ``training.optim``) and never touch a run folder.
+(``prepare_data``, ``build_classifier``, ``training.engine.optim``) and never touch a run folder.
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ from typing import Any, Callable
 import keras
 import numpy as np
 
-from training import hints as hint_texts
-from training.config import Config, fine_tune_learning_rate
-from training.diagnostics import Diagnostics, initial_loss_verdict
+from training.config import Config
+from training.diagnostics import hints as hint_texts
+from training.diagnostics.monitor import Diagnostics, initial_loss_verdict
+from training.engine.recipe import fine_tune_learning_rate
 from training.events import Event, Hint, Log
 
 EventCallback = Callable[[Event], None]
@@ -103,16 +104,16 @@ class LRRangeResult:
 class _Setup:
     config: Config
     image_size: int
-    data: Any                              # training.data.DataBundle
+    data: Any                              # training.data.pipeline.DataBundle
 
 
 def _prepare(config: Config, *, augment: bool, on_event: EventCallback) -> _Setup:
     """Resolves the config as the engine's ``TrainingSession.start`` does and prepares the
     data (with the config's augmentation only when ``augment``)."""
     from models.backbones import check_image_size, get_spec
-    from training.augment import build_augmenter
-    from training.data import prepare_data
-    from training.sample import resolve_data_dir
+    from training.data.augment import build_augmenter
+    from training.data.pipeline import prepare_data
+    from training.data.sample import resolve_data_dir
 
     config = Config.from_dict(config.to_dict())
     spec = get_spec(config.model.backbone)
@@ -161,7 +162,7 @@ def _labels_by_path(data: Any) -> dict[str, int]:
 
 def _load(data: Any, files: list[str], image_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Decoded images (float32, 0-255) and one-hot labels; undecodable files are skipped."""
-    from training.images import ImageLoadError, load_image
+    from training.data.images import ImageLoadError, load_image
 
     labels_by_path = _labels_by_path(data)
     images, labels = [], []
@@ -227,7 +228,7 @@ def check_setup(config: Config, *, batches: int = 3, on_event: EventCallback | N
     """The data checks of a run, the loss at init against ln(C), and L2 that raises it.
 
     Raises:
-        training.data.DataError, ConfigError, WeightsUnavailableError: as a run would.
+        training.data.errors.DataError, ConfigError, WeightsUnavailableError: as a run would.
     """
     from models.classifier import head_layers
 
@@ -291,7 +292,8 @@ def overfit_tiny_subset(config: Config, *, images: int = 20, max_epochs: int = 1
     """Trains on ``images`` training images (spread over the classes) until they are
     memorized: no regularization, no augmentation, the layers trainable that the run's last
     phase trains, at the run's first learning rate, for at most ``max_epochs``."""
-    from training.optim import build_optimizer, phase_learning_rate
+    from training.engine.optim import build_optimizer
+    from training.engine.recipe import phase_learning_rate
 
     on_event = on_event or _quiet
     stop = stop or threading.Event()
@@ -419,7 +421,7 @@ def lr_range_test(config: Config, *, steps: int = 150, min_lr: float = 1e-7, max
     Raises:
         ValueError: ``steps`` < 10 or ``0 < min_lr < max_lr`` violated.
     """
-    from training.optim import build_optimizer
+    from training.engine.optim import build_optimizer
 
     if steps < 10:
         raise ValueError(f"`steps` must be >= 10. Received: steps={steps}")

@@ -539,9 +539,3 @@ def validate(config: Config) -> None:
     _choice("training.monitor", t.monitor, MONITORS)
     _in_range("training.early_stopping.patience", t.early_stopping.patience, 0, 10000)
     _seed("training.seed", t.seed)
-
-
-def fine_tune_learning_rate(config: Config) -> float:
-    """The fine-tuning stage's rate: as configured, else a tenth of the head's."""
-    rate = config.training.fine_tune_learning_rate
-    return rate if rate is not None else config.optimizer.learning_rate / 10.0

@@ -1,4 +1,4 @@
-"""The training process the desktop app starts: ``python -m gui.engine_child``.
+"""The training process the desktop app starts: ``python -m training.service.child``.
 
 Why a child process: importing TensorFlow and tracing the first training step hold the
 GIL for 0.4-0.5 s at a time (FIELD_NOTES), which would freeze a window whose engine runs
@@ -66,7 +66,7 @@ def main() -> int:
     # is still choosing settings when the app starts this process ahead of time.
     from training.api import Config, run_training
     try:
-        import training.engine  # noqa: F401  (TensorFlow, Keras)
+        import training.engine.run  # noqa: F401  (TensorFlow, Keras)
     except ImportError:
         pass  # reported properly by run_training below
 

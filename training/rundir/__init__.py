@@ -1,14 +1,14 @@
 """The run folder: its layout, and how it is written, locked, checked and cleaned. No Keras.
 
     config.json       the resolved config the run used (loadable by `main.py train`)
-    labels.json       class names in the model's output order (exact; ``training.labels``)
+    labels.json       class names in the model's output order (exact; ``training.rundir.labels``)
     labels.txt        the same, one a line, for people and older tools
     events.jsonl      every event, one JSON object a line
     metrics.csv       one row an epoch
     data_report.json  the images used, skipped and ignored
     best.keras        the best model by the monitored validation metric
     summary.json      best epoch and metrics, why it stopped, time, device, versions
-    checkpoint/       state.json and the weights of the last completed epoch (``training.resume``)
+    checkpoint/       state.json and the weights of the last completed epoch (``training.engine.checkpoint``)
     .lock             exists while a process writes the folder (see ``lock_run_dir``)
 
 What keeps the user's files safe:
@@ -588,7 +588,7 @@ def inspect_resume(path: Path, *, complete: bool = True) -> ResumePlan:
 
 
 def _check_labels(path: Path) -> None:
-    from training.labels import LabelsError, read_labels
+    from training.rundir.labels import LabelsError, read_labels
 
     try:
         read_labels(path)

@@ -31,7 +31,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from training.images import ImageLoadError, load_image
+from training.data.images import ImageLoadError, load_image
 
 # 1 - correlation of the 8 x 8 thumbnails, measured (docs/hints.md). Copies of 64-96 px
 # and larger images, re-saved as JPEG quality 75-90, halved, doubled or brightened 10 %:

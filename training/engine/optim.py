@@ -31,7 +31,8 @@ from typing import Any
 import keras
 from keras import ops
 
-from training.config import Config, OptimizerConfig, ScheduleConfig, fine_tune_learning_rate
+from training.config import Config, OptimizerConfig, ScheduleConfig
+from training.engine.recipe import phase_epochs, phase_learning_rate
 
 PACKAGE = "finetune_studio"
 
@@ -180,14 +181,6 @@ def build_optimizer(optimizer_cfg: OptimizerConfig, learning_rate) -> keras.opti
     if o.name == "adadelta":
         return optimizers.Adadelta(**common)
     raise ValueError(f"Unknown optimizer {o.name!r}")  # pragma: no cover
-
-
-def phase_learning_rate(config: Config, phase: str) -> float:
-    return config.optimizer.learning_rate if phase == "head" else fine_tune_learning_rate(config)
-
-
-def phase_epochs(config: Config, phase: str) -> int:
-    return config.training.head_epochs if phase == "head" else config.training.fine_tune_epochs
 
 
 def build_phase_optimizer(config: Config, phase: str, steps_per_epoch: int) -> keras.optimizers.Optimizer:

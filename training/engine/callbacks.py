@@ -19,9 +19,9 @@ from typing import Any, Callable
 
 import keras
 
-from training.diagnostics import Diagnostics
+from training.diagnostics.monitor import Diagnostics
+from training.engine.optim import current_learning_rate
 from training.events import BatchEnd, EpochEnd, Event
-from training.optim import current_learning_rate
 from training.rundir import atomic_path, keras_temp_folder, verify_keras_archive
 
 EMIT_INTERVAL_SECONDS = 0.1
@@ -45,7 +45,7 @@ class RunState:
     started: float = field(default_factory=time.monotonic)
 
     def restore(self, checkpoint) -> None:
-        """Continues from a ``training.resume.ResumeState``."""
+        """Continues from a ``training.engine.checkpoint.ResumeState``."""
         self.best_value = checkpoint.best_value
         self.best_epoch = checkpoint.best_epoch
         self.best_metrics = dict(checkpoint.best_metrics)

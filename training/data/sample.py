@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from training.config import BUILTIN_SAMPLE
+from training.data.errors import DataError
 from training.files import is_folder
 
 SHAPES = ("circle", "square", "triangle", "star", "cross")
@@ -212,8 +213,6 @@ def resolve_data_dir(data_dir: str | os.PathLike) -> Path:
         DataError: an unknown ``builtin:`` name, the built-in sample cannot be written, or
             ``~user`` names a user without a home folder.
     """
-    from training.data import DataError  # data imports this module
-
     name = os.fsdecode(data_dir)
     if name == BUILTIN_SAMPLE:
         try:

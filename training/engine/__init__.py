@@ -1,0 +1,1 @@
+"""A training run: the session, its Keras callbacks, checkpoints, optimizers and schedules."""

@@ -1,0 +1,1 @@
+"""Using a trained run: prediction (and later evaluation and export)."""
