@@ -9,42 +9,15 @@ when the app closes.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import time
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from gui.worker import Job, Runner, TrainingWorker, spawn_engine_process, start_worker
-from training import rundir
 from training.api import Config
 
 STOP_TIMEOUT_MS = 60_000  # a graceful stop that takes longer than this ends the child
-
-
-def next_run_dir(runs_dir: Path, backbone: str) -> Path:
-    """``runs_dir/<YYYYmmdd-HHMMSS>-<backbone>``, with ``~2``, ``~3`` if that name is taken.
-
-    The name is new, so the engine (which writes a new run only into a new or empty
-    folder) takes it; a dangling link counts as taken.
-    """
-    run_dir = runs_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{backbone}"
-    base, suffix = run_dir.name, 1
-    while os.path.lexists(run_dir):
-        suffix += 1
-        run_dir = run_dir.with_name(f"{base}~{suffix}")
-    return run_dir
-
-
-def resume_problem(run_dir: str | Path) -> str:
-    """Why ``run_dir`` cannot be resumed, or "" when it can.
-
-    Asks ``training.rundir``, which checks the folder's files as the engine's resume does
-    (without Keras, writing nothing) and whether another run holds the folder, so the
-    window can enable its Resume action without starting the engine.
-    """
-    return rundir.resume_problem(run_dir)
 
 
 class RunController(QObject):

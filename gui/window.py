@@ -32,12 +32,12 @@ from gui.panels.regularization import RegularizationPanel
 from gui.plots import LivePlotsWidget, apply_palette, configure_pyqtgraph
 from gui.progress import RunProgressWidget
 from gui.qt_fixes import GuiThreadGarbageCollection
-from gui.run_control import RunController, next_run_dir, resume_problem
+from gui.run_control import RunController
 from gui.runview import FinishedRunPanel, HintsPanel, LogWidget, describe_fix
 from gui.tasks import BackgroundTasks
 from gui.tools import TOOL_TIPS, TOOL_TITLES, LRRangeDialog, summary_hint
 from gui.worker import Job, Runner, ToolFinished, TrainingWorker
-from training.api import Config, ConfigError, default_config
+from training.api import Config, ConfigError, default_config, next_run_dir, resume_problem
 from training.events import EpochEnd, Event, Failed, Finished, Hint, RunStarted
 
 APP_NAME = "Finetune Studio"

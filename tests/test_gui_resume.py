@@ -15,11 +15,10 @@ import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QFileDialog
 
-from gui.run_control import resume_problem
 from gui.window import MainWindow
 from tests.conftest import stop_run_before_close
 from tests.helpers import make_tiny_dataset
-from training.api import default_config
+from training.api import default_config, resume_problem
 from training.events import EpochEnd, Finished
 
 

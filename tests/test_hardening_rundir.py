@@ -21,9 +21,9 @@ from pathlib import Path
 import keras
 import pytest
 
-from gui.run_control import next_run_dir, resume_problem
 from tests.helpers import make_tiny_dataset
 from training import rundir
+from training.api import next_run_dir, resume_problem
 from training.config import Config
 from training.engine import callbacks
 from training.engine import checkpoint as resume

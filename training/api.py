@@ -19,6 +19,7 @@ __all__ = [
     "Event", "EventCallback", "run_training", "resume_training", "scan_folder", "resolve_data_dir",
     "backbone_catalog", "predict", "planned_learning_rates", "preview_augmentation",
     "load_preview_images", "check_setup", "overfit_tiny_subset", "lr_range_test",
+    "next_run_dir", "resume_problem", "device_description",
 ]
 
 
@@ -129,3 +130,25 @@ def lr_range_test(config: Config, *, steps: int = 150, min_lr: float = 1e-7, max
     from training.engine.sanity import lr_range_test as _range
 
     return _range(config, steps=steps, min_lr=min_lr, max_lr=max_lr, on_event=on_event, stop=stop)
+
+
+def next_run_dir(runs_dir: str | Path, backbone: str) -> Path:
+    """A new, unused run folder path under ``runs_dir`` (see ``training.rundir.next_run_dir``)."""
+    from training.rundir import next_run_dir as _next
+
+    return _next(runs_dir, backbone)
+
+
+def resume_problem(run_dir: str | Path) -> str:
+    """Why ``run_dir`` cannot be resumed now, or "" when it can: the engine's own checks on
+    the folder's files, and whether another process holds it (quick; writes nothing)."""
+    from training.rundir import resume_problem as _problem
+
+    return _problem(run_dir)
+
+
+def device_description() -> str:
+    """Where training runs, e.g. "CPU: 2 threads (float32)" (imports TensorFlow)."""
+    from training.engine.device import describe_device
+
+    return describe_device()

@@ -29,7 +29,6 @@ import sys
 import tempfile
 import threading
 import traceback
-from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
@@ -225,8 +224,9 @@ def out_problem(path: Path) -> str:
 
 
 def default_run_dir(config: Config) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{stamp}-{config.model.backbone}"
+    from training.rundir import next_run_dir
+
+    return next_run_dir("runs", config.model.backbone)
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -39,6 +39,7 @@ import shutil
 import stat
 import tempfile
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -594,6 +595,19 @@ def _check_labels(path: Path) -> None:
         read_labels(path)
     except LabelsError as error:
         raise RunDirError(f"{error} The run cannot be resumed.") from None
+
+
+def next_run_dir(runs_dir: str | Path, backbone: str) -> Path:
+    """A new run folder's path: ``runs_dir/<YYYYmmdd-HHMMSS>-<backbone>``, with ``~2``, ``~3``
+    if that name is taken (a dangling link counts as taken), so the engine, which writes a
+    new run only into a new or empty folder, takes it. The CLI and the window both name
+    their runs here."""
+    run_dir = Path(runs_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-{backbone}"
+    base, suffix = run_dir.name, 1
+    while os.path.lexists(run_dir):
+        suffix += 1
+        run_dir = run_dir.with_name(f"{base}~{suffix}")
+    return run_dir
 
 
 def resume_problem(run_dir: str | Path) -> str:
