@@ -173,7 +173,7 @@ def _imbalanced_classes(ws: Workspace) -> Config:
 
 def _duplicates_across_split(ws: Workspace) -> Config:
     # 64 px files (trained at 32 px): a JPEG re-save of a 32 px file is too coarse to tell
-    # from a different image (training/duplicates.py).
+    # from a different image (training/data/duplicates.py).
     train = ws.root / "dup_train"
     validation = ws.root / "dup_validation"
     if not validation.exists():
@@ -219,8 +219,9 @@ def _stopped_too_soon(ws: Workspace) -> Config:
 
 
 def _batch_norm_mismatch(ws: Workspace) -> Config:
-    # FIELD_NOTES: a keras.applications backbone trained from scratch at a tiny size learns
-    # in training mode while validation (BatchNorm in inference mode) stays at chance.
+    # docs/facts.md#batchnorm-momentum: a keras.applications backbone trained from scratch
+    # at a tiny size learns in training mode while validation (BatchNorm in inference mode)
+    # stays at chance.
     # SmallCNN with momentum 0.999 did not reproduce it (its statistics start close enough).
     return config_for(ws.main(), **_scratch(**{"model.backbone": "MobileNetV2",
                                                "training.fine_tune_epochs": 4,
@@ -260,11 +261,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
 # -- running ------------------------------------------------------------------------------
 @contextmanager
 def _recording_diagnostics(config: Config) -> Iterator[list]:
-    """Captures the run's Diagnostics object, to read its statistics afterwards.
-
-    It also hands the Diagnostics the run's config where the engine does not (yet) pass
-    it, so that fixes are tailored as they will be once the engine does.
-    """
+    """Captures the run's Diagnostics object (``TrainingSession.prepare_data`` makes it), to
+    read its statistics afterwards."""
     import training.engine.run as engine
 
     original = engine.Diagnostics

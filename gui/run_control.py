@@ -9,13 +9,13 @@ when the app closes.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
-from gui.worker import Job, Runner, TrainingWorker, spawn_engine_process, start_worker
+from gui.worker import Job, Runner, TrainingWorker, start_worker
 from training.api import Config
+from training.service.client import EngineProcess
 
 STOP_TIMEOUT_MS = 60_000  # a graceful stop that takes longer than this ends the child
 
@@ -25,7 +25,7 @@ class RunController(QObject):
 
     event = Signal(object)      # every engine event
     errored = Signal(str)       # the worker could not run the engine
-    finished = Signal(object)   # the run's Finished or Failed event
+    finished = Signal(object)   # the job's outcome: Finished, Failed or ToolResult
     idle = Signal()             # the thread has ended; a new run may start
     killed = Signal()           # a stop took too long and the engine process was ended
 
@@ -36,7 +36,7 @@ class RunController(QObject):
         # prewarm: keep a training process that has already imported TensorFlow ready
         # for the next Start (saves its 5-7 s import; costs ~0.5 GB while idle).
         self.prewarm = prewarm and runner is None
-        self.warm_engine: subprocess.Popen | None = None
+        self.warm_engine: EngineProcess | None = None
         self.worker: TrainingWorker | None = None
         self.thread: QThread | None = None
         self.closing = False
@@ -55,11 +55,11 @@ class RunController(QObject):
     def start_job(self, job: Job) -> None:
         """Runs a new run, a resumed run or a sanity tool (one at a time)."""
         # A stand-in runner needs no engine process: the warm one stays for a real run.
-        process = self._take_warm_engine() if self.runner is None else None
-        self.worker = TrainingWorker(job.config, job.run_dir, runner=self.runner, process=process, job=job)
+        engine = self._take_warm_engine() if self.runner is None else None
+        self.worker = TrainingWorker(job, runner=self.runner, engine=engine)
         self.worker.event.connect(self._on_worker_event)
         self.worker.errored.connect(self._on_worker_errored)
-        self.worker.finished.connect(self._on_worker_finished)
+        self.worker.returned.connect(self._on_worker_returned)
         self.thread = start_worker(self.worker)
         self.thread.finished.connect(self._on_thread_finished)
 
@@ -72,21 +72,24 @@ class RunController(QObject):
 
     def spawn_warm_engine(self) -> None:
         if self.prewarm and self.warm_engine is None and not self.closing:
-            self.warm_engine = spawn_engine_process()
+            try:
+                self.warm_engine = EngineProcess()
+            except OSError:
+                pass  # the next run starts its own engine and reports why it cannot
 
     def shutdown(self) -> None:
         """Called when the window closes (no run in progress): ends the warm engine."""
         self.closing = True
-        process = self._take_warm_engine()
-        if process is not None:
-            process.kill()
-            process.wait()
+        engine = self._take_warm_engine()
+        if engine is not None:
+            engine.close()
 
-    def _take_warm_engine(self) -> subprocess.Popen | None:
-        process, self.warm_engine = self.warm_engine, None
-        if process is not None and process.poll() is not None:
+    def _take_warm_engine(self) -> EngineProcess | None:
+        engine, self.warm_engine = self.warm_engine, None
+        if engine is not None and engine.poll() is not None:
+            engine.close()
             return None  # it died while waiting (e.g. killed): start a fresh one
-        return process
+        return engine
 
     @Slot(object)
     def _on_worker_event(self, event: object) -> None:
@@ -97,8 +100,8 @@ class RunController(QObject):
         self.errored.emit(message)
 
     @Slot(object)
-    def _on_worker_finished(self, last: object) -> None:
-        self.finished.emit(last)
+    def _on_worker_returned(self, outcome: object) -> None:
+        self.finished.emit(outcome)
 
     @Slot()
     def _on_thread_finished(self) -> None:

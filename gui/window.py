@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -23,30 +21,33 @@ from PySide6.QtWidgets import (
 )
 
 from gui import engine_calls
+from gui.controllers.config_document import ConfigDocument
+from gui.controllers.run_lifecycle import RunLifecycle
+from gui.controllers.split_preview import SplitPreview
 from gui.forms import ConfigForm
 from gui.panels.augmentation import PREVIEW_COUNT, AugmentationPanel
-from gui.panels.data import DataPanel, class_counts, sample_paths
+from gui.panels.data import DataPanel, sample_paths
 from gui.panels.model import ModelPanel
 from gui.panels.optimizer import OptimizerPanel
 from gui.panels.regularization import RegularizationPanel
 from gui.plots import LivePlotsWidget, apply_palette, configure_pyqtgraph
 from gui.progress import RunProgressWidget
 from gui.qt_fixes import GuiThreadGarbageCollection
-from gui.run_control import RunController
 from gui.runview import FinishedRunPanel, HintsPanel, LogWidget, describe_fix
 from gui.tasks import BackgroundTasks
 from gui.tools import TOOL_TIPS, TOOL_TITLES, LRRangeDialog, summary_hint
-from gui.worker import Job, Runner, ToolFinished, TrainingWorker
-from training.api import Config, ConfigError, default_config, next_run_dir, resume_problem
-from training.events import EpochEnd, Event, Failed, Finished, Hint, RunStarted
+from gui.worker import Runner, ToolFinished, TrainingWorker
+from training.api import Config, ConfigError, SplitPlan, default_config
+from training.events import Event, Failed, Finished, Hint, RunStarted
 
 APP_NAME = "Finetune Studio"
-RECENT_LIMIT = 8
 SIDEBAR_WIDTH = 450
 
 
 class MainWindow(QMainWindow):
-    """One window per app. ``runner`` replaces the child-process engine (tests)."""
+    """One window per app: its layout, and the wiring of its widgets to three controllers
+    (``document``: the settings; ``split_preview``: the planned split; ``lifecycle``: the
+    job that runs). ``runner`` replaces the child-process engine (tests)."""
 
     run_finished = Signal(object)  # the Finished or Failed event of each run
 
@@ -57,22 +58,20 @@ class MainWindow(QMainWindow):
         GuiThreadGarbageCollection.acquire()
         self._gc_held = True
         self.settings = settings or QSettings("FinetuneStudio", "FinetuneStudio")
-        self.runs = RunController(runner=runner, prewarm=prewarm, parent=self)
-        self.runs.event.connect(self._on_runs_event)
-        self.runs.errored.connect(self._on_runs_errored)
-        self.runs.finished.connect(self._on_runs_finished)
-        self.runs.idle.connect(self._on_runs_idle)
-        self.runs.killed.connect(self._on_runs_killed)
-        self.config = config or default_config()
-        self.config_path: Path | None = None
-        self._saved = self.config.to_dict()
-        self.config_error = ""
-        self.last_run_config: Config | None = None
-        self.run_started_event: RunStarted | None = None  # what the engine said it runs
-        self.job_kind = ""                  # "train", "resume" or "tool" while a job runs
-        self.resumable_run_dir = ""         # the last run, when it stopped with a checkpoint
-        self._resume_history: list[dict] = []  # epochs before a resume, replayed into the plots
-        self._restart_pending = False       # "Apply and restart": start when the run has ended
+        self.document = ConfigDocument(config or default_config(), self.settings, parent=self)
+        self.document.changed.connect(self._on_document_changed)
+        self.split_preview = SplitPreview(self)
+        self.split_preview.planned.connect(self._on_split_preview_planned)
+        self.split_preview.failed.connect(self._on_split_preview_failed)
+        self.lifecycle = RunLifecycle(runner=runner, prewarm=prewarm, parent=self)
+        self.runs = self.lifecycle.runs
+        self.lifecycle.began.connect(self._on_lifecycle_began)
+        self.lifecycle.event.connect(self._on_lifecycle_event)
+        self.lifecycle.replayed.connect(self._on_lifecycle_replayed)
+        self.lifecycle.ended.connect(self._on_lifecycle_ended)
+        self.lifecycle.errored.connect(self._on_lifecycle_errored)
+        self.lifecycle.idle.connect(self._on_lifecycle_idle)
+        self.lifecycle.killed.connect(self._on_lifecycle_killed)
         self.lr_dialog: LRRangeDialog | None = None
         self.error_dialog: QMessageBox | None = None
         self._close_requested = False
@@ -84,7 +83,7 @@ class MainWindow(QMainWindow):
         self._build_central()
         self._build_status_bar()
         self.setAcceptDrops(True)
-        self.data_panel.set_recent(self.recent_folders())
+        self.data_panel.set_recent(self.document.recent_folders())
         self.set_config(self.config, saved=True)
         self.resize(1280, 800)
         geometry = self.settings.value("window/geometry")
@@ -96,12 +95,11 @@ class MainWindow(QMainWindow):
         self.data_panel = DataPanel()
         self.model_panel = ModelPanel()
         self.regularization_panel = RegularizationPanel()
-        self.augmentation_panel = AugmentationPanel(self.current_config)
-        self.optimizer_panel = OptimizerPanel(self.current_config)
+        self.augmentation_panel = AugmentationPanel(self.document.current_config)
+        self.optimizer_panel = OptimizerPanel(self.document.current_config)
         self.forms: list[ConfigForm] = [self.data_panel, self.model_panel, self.regularization_panel,
                                         self.augmentation_panel, self.optimizer_panel]
-        for form in self.forms:
-            form.changed.connect(self._on_form_changed)
+        self.document.attach(self.forms, self.model_panel.size_problem)
         self.data_panel.scanned.connect(self._on_data_panel_scanned)
         self.data_panel.scan_failed.connect(self._on_data_panel_scan_failed)
         self.data_panel.folder_chosen.connect(self._on_data_panel_folder_chosen)
@@ -231,86 +229,59 @@ class MainWindow(QMainWindow):
         self.tasks.submit("device", engine_calls.device_description)
         self.runs.spawn_warm_engine()
 
-    # -- config <-> forms -----------------------------------------------------------------
+    # -- the settings (``document``) ---------------------------------------------------------
+    @property
+    def config(self) -> Config:
+        """The config the widgets describe (the last valid one while they hold an error)."""
+        return self.document.config
+
+    @property
+    def config_error(self) -> str:
+        return self.document.error
+
     def build_config(self) -> Config:
-        """The config the widgets describe.
-
-        Raises:
-            ConfigError: a value or combination the engine refuses.
-            ValueError: a field that cannot be read (e.g. hidden units text).
-        """
-        overrides: dict[str, Any] = {}
-        for form in self.forms:
-            overrides.update(form.values())
-        return self.config.with_overrides(overrides)
-
-    def current_config(self) -> Config | None:
-        """The last valid config (None while the widgets hold an invalid one)."""
-        return None if self.config_error else self.config
+        return self.document.build_config()
 
     def set_config(self, config: Config, *, saved: bool = False) -> None:
-        self.config = config
-        for form in self.forms:
-            form.load(config)
-        if saved:
-            self._saved = config.to_dict()
-        self._on_form_changed()
+        self.document.set_config(config, saved=saved)
 
-    def is_dirty(self) -> bool:
-        return self.config.to_dict() != self._saved
-
-    def _on_form_changed(self) -> None:
-        try:
-            self.config = self.build_config()
-            self.config_error = self.model_panel.size_problem(self.config)
-        except (ConfigError, ValueError) as error:
-            self.config_error = str(error)
-        self.error_banner.setText(self.config_error)
-        self.error_banner.setVisible(bool(self.config_error))
-        self._update_actions()
-        self._update_title()
-        self._update_steps_per_epoch()
-
-    def _update_title(self) -> None:
-        name = self.config_path.name if self.config_path else "untitled"
-        self.setWindowTitle(f"{name}[*] — {APP_NAME}")
-        self.setWindowModified(self.is_dirty())
-
-    def _update_actions(self) -> None:
-        running = self.is_running()
-        self.start_action.setEnabled(not running and not self.config_error)
-        self.stop_action.setEnabled(running and not self.runs.stop_requested())
-        self.resume_action.setEnabled(not running and bool(self.resumable_run_dir))
-        self.resume_run_action.setEnabled(not running)
-        for action in self.tool_actions.values():
-            action.setEnabled(not running and not self.config_error)
-
-    # -- config files -----------------------------------------------------------------------
     def load_config_file(self, path: str | Path) -> bool:
         try:
-            config = Config.load(path)
+            self.document.load(path)
         except ConfigError as error:
             self.show_error("Cannot load the config", str(error))
             return False
-        self.config_path = Path(path)
-        self.set_config(config, saved=True)
         self.statusBar().showMessage(f"Loaded {path}", 5000)
         return True
 
     def save_config_file(self, path: str | Path) -> bool:
-        if self.config_error:
-            self.show_error("Cannot save the config", f"The settings are not valid: {self.config_error}")
-            return False
         try:
-            self.config.save(path)
+            self.document.save(path)
+        except ConfigError as error:
+            self.show_error("Cannot save the config", str(error))
+            return False
         except OSError as error:
             self.show_error("Cannot save the config", f"Could not write {path}: {error}")
             return False
-        self.config_path = Path(path)
-        self._saved = self.config.to_dict()
-        self._update_title()
         self.statusBar().showMessage(f"Saved {path}", 5000)
         return True
+
+    def _on_document_changed(self) -> None:
+        self.error_banner.setText(self.config_error)
+        self.error_banner.setVisible(bool(self.config_error))
+        self.setWindowTitle(f"{self.document.display_name()}[*] — {APP_NAME}")
+        self.setWindowModified(self.document.is_dirty())
+        self._update_actions()
+        self._update_split_plan()
+
+    def _update_actions(self) -> None:
+        running = self.is_running()
+        self.start_action.setEnabled(not running and not self.config_error)
+        self.stop_action.setEnabled(running and not self.lifecycle.stop_requested())
+        self.resume_action.setEnabled(not running and bool(self.lifecycle.resumable_run_dir))
+        self.resume_run_action.setEnabled(not running)
+        for action in self.tool_actions.values():
+            action.setEnabled(not running and not self.config_error)
 
     def _on_load_triggered(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Load config", "", "Config (*.json)")
@@ -318,49 +289,55 @@ class MainWindow(QMainWindow):
             self.load_config_file(path)
 
     def _on_save_triggered(self) -> None:
-        if self.config_path is None:
+        if self.document.path is None:
             self._on_save_as_triggered()
         else:
-            self.save_config_file(self.config_path)
+            self.save_config_file(self.document.path)
 
     def _on_save_as_triggered(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save config", "config.json", "Config (*.json)")
         if path:
             self.save_config_file(path if path.endswith(".json") else path + ".json")
 
-    # -- data -----------------------------------------------------------------------------
+    # -- data and its planned split (``split_preview``) -----------------------------------------
     def recent_folders(self) -> list[str]:
-        value = self.settings.value("data/recentFolders", [])
-        return [value] if isinstance(value, str) else list(value or [])
+        return self.document.recent_folders()
 
     def _on_data_panel_folder_chosen(self, folder: str) -> None:
-        recent = [folder] + [f for f in self.recent_folders() if f != folder]
-        self.settings.setValue("data/recentFolders", recent[:RECENT_LIMIT])
-        self.data_panel.set_recent(recent[:RECENT_LIMIT])
+        self.data_panel.set_recent(self.document.remember_folder(folder))
 
     def _on_data_panel_scanned(self, scan: Any) -> None:
         paths = [path for _, path in sample_paths(scan, max(1, PREVIEW_COUNT // len(scan.classes) + 1))]
         self.augmentation_panel.set_images(paths[:PREVIEW_COUNT])
-        self._update_steps_per_epoch()
+        self._update_split_plan()
 
     def _on_data_panel_scan_failed(self, message: str) -> None:
         self.statusBar().showMessage(message, 10000)
-        self.optimizer_panel.set_steps_per_epoch(None)
+        self._update_split_plan()
+
+    def _update_split_plan(self) -> None:
+        self.split_preview.update(self.data_panel.scan, None if self.config_error else self.config.data)
+        self._update_steps_per_epoch()
+
+    def split_plan(self) -> SplitPlan | None:
+        """The training and validation images a run would use, as the engine splits them."""
+        return None if self.config_error else self.split_preview.plan
 
     def steps_per_epoch(self) -> int | None:
         """Training steps per epoch as planned from the scan (before any file fails)."""
-        scan = self.data_panel.scan
-        if scan is None or self.config_error:
-            return None
-        total = sum(class_counts(scan).values())
-        data = self.config.data
-        train = total if data.validation_dir else total - round(total * data.validation_split)
-        return max(1, math.ceil(train / data.batch_size))
+        plan = self.split_plan()
+        return None if plan is None else plan.steps_per_epoch(self.config.data.batch_size)
 
     def _update_steps_per_epoch(self) -> None:
         steps = self.steps_per_epoch()
         if steps != self.optimizer_panel.steps_per_epoch:
             self.optimizer_panel.set_steps_per_epoch(steps)
+
+    def _on_split_preview_planned(self, plan: SplitPlan | None) -> None:
+        self._update_steps_per_epoch()
+
+    def _on_split_preview_failed(self, message: str) -> None:
+        self.statusBar().showMessage(message, 10000)
 
     def _on_optimizer_plan(self, epochs: list[float], values: list[float]) -> None:
         if not self.is_running():
@@ -370,7 +347,7 @@ class MainWindow(QMainWindow):
     def _on_tasks_done(self, name: str, result: Any) -> None:
         if name == "catalog":
             self.model_panel.set_catalog(result)
-            self._on_form_changed()  # the catalog knows each backbone's smallest input
+            self.document.refresh()  # the catalog knows each backbone's smallest input
         elif name == "device" and not self.is_running():
             self.device_label.setText(f"Device: {result}")
 
@@ -379,13 +356,21 @@ class MainWindow(QMainWindow):
             self.device_label.setText("Device: unknown")
         self.log.add(f"Could not get the {name}: {error}", "warning")
 
-    # -- training -------------------------------------------------------------------------
+    # -- jobs (``lifecycle``) ---------------------------------------------------------------------
     @property
     def worker(self) -> TrainingWorker | None:
-        return self.runs.worker
+        return self.lifecycle.worker
+
+    @property
+    def last_run_config(self) -> Config | None:
+        return self.lifecycle.last_run_config
+
+    @property
+    def run_started_event(self) -> RunStarted | None:
+        return self.lifecycle.run_started_event
 
     def is_running(self) -> bool:
-        return self.runs.is_running()
+        return self.lifecycle.is_running()
 
     def _ready_to_start(self, *, check_settings: bool = True) -> bool:
         """One job at a time, and only with valid settings; says why not in the window."""
@@ -401,56 +386,33 @@ class MainWindow(QMainWindow):
         """Starts a run with the current settings; refused while one runs or if invalid."""
         if not self._ready_to_start():
             return False
-        config = self.config.copy()
         runs_dir = self.data_panel.runs_dir()
-        run_dir = next_run_dir(runs_dir, config.model.backbone)
         try:
-            runs_dir.mkdir(parents=True, exist_ok=True)
+            run_dir = self.lifecycle.start_run(self.config.copy(), runs_dir)
         except OSError as error:
             self.show_error("Cannot start", f"Cannot create the runs folder {runs_dir}: {error}")
             return False
-        self.last_run_config = config
         self.log.add(f"Starting run in {run_dir}")
-        self._begin_run(config, "train", [])
         self.plots.set_planned_learning_rates(*self.optimizer_panel.plan)
-        self.runs.start(config, run_dir)
         self._update_actions()
         self.statusBar().showMessage("Training started.", 3000)
         return True
 
-    def _begin_run(self, config: Config, kind: str, history: list[dict]) -> None:
-        self.job_kind = kind
-        self.resumable_run_dir = ""
-        self.run_started_event = None
-        self._resume_history = history
-        self.hints.clear()
-        self.plots.start_run()
-        self.progress.start(config.training.head_epochs + config.training.fine_tune_epochs)
-
     def resume_last_run(self) -> bool:
         """Continues the last run (stopped or failed with a checkpoint) in its folder."""
-        return bool(self.resumable_run_dir) and self.resume_run(self.resumable_run_dir)
+        run_dir = self.lifecycle.resumable_run_dir
+        return bool(run_dir) and self.resume_run(run_dir)
 
     def resume_run(self, run_dir: str | Path) -> bool:
         """Continues any stopped run from its last completed epoch, with its own config.json
         (the settings in the window are left as they are)."""
         if not self._ready_to_start(check_settings=False):
             return False
-        run_dir = Path(run_dir)
-        problem = resume_problem(run_dir)
-        try:
-            config = Config.load(run_dir / "config.json") if not problem else None
-            state = json.loads((run_dir / "checkpoint" / "state.json").read_text(encoding="utf-8")) \
-                if not problem else {}
-        except (ConfigError, OSError, ValueError) as error:
-            problem = f"Cannot read the run folder {run_dir}: {error}"
-        if problem:
-            self.show_error("Cannot resume", problem)
+        check = self.lifecycle.resume_run(run_dir)
+        if check.problem:
+            self.show_error("Cannot resume", check.problem)
             return False
-        self.last_run_config = config
-        self.log.add(f"Resuming {run_dir} after epoch {state.get('epoch')}")
-        self._begin_run(config, "resume", list(state.get("history") or []))
-        self.runs.start_job(Job("resume", run_dir=str(run_dir)))
+        self.log.add(f"Resuming {run_dir} after epoch {check.epoch}")
         self._update_actions()
         self.statusBar().showMessage("Resuming the run.", 3000)
         return True
@@ -465,35 +427,35 @@ class MainWindow(QMainWindow):
         and summary land in the Hints list (the range test also opens its plot)."""
         if not self._ready_to_start():
             return False
-        self.job_kind = "tool"
-        self.hints.clear()
         self.log.add(f"Running the tool: {TOOL_TITLES[name]}")
-        self.progress.start_tool(TOOL_TITLES[name])
-        self.output_tabs.setCurrentWidget(self.hints_panel)
-        self.runs.start_job(Job("tool", config=self.config.copy(), tool=name))
+        self.lifecycle.run_tool(name, self.config.copy())
         self._update_actions()
         return True
 
     def stop_training(self) -> None:
-        if not self.is_running() or self.runs.stop_requested():
-            return
-        self.runs.stop(deadline=self._close_requested)
-        self.progress.stopping()
-        self.statusBar().showMessage("Stopping after the current batch; the best model is kept.")
-        self._update_actions()
+        if self.lifecycle.stop(deadline=self._close_requested):
+            self.progress.stopping()
+            self.statusBar().showMessage("Stopping after the current batch; the best model is kept.")
+            self._update_actions()
 
-    def _on_runs_event(self, event: Event) -> None:
-        if self.job_kind == "tool":
-            self._on_tool_event(event)
+    def _on_lifecycle_began(self, kind: str, subject: Config | str) -> None:
+        self.hints.clear()
+        if kind == "tool":
+            self.progress.start_tool(TOOL_TITLES[subject])
+            self.output_tabs.setCurrentWidget(self.hints_panel)
+            return
+        self.plots.start_run()
+        self.progress.start(subject.training.head_epochs + subject.training.fine_tune_epochs)
+
+    def _on_lifecycle_event(self, event: Event) -> None:
+        if self.lifecycle.job_kind == "tool":
+            self._show_tool_event(event)
             return
         self.plots.handle_event(event)
         self.log.handle_event(event)
         self.progress.handle_event(event)
         if isinstance(event, RunStarted):
-            self.run_started_event = event
             self.device_label.setText(f"Device: {event.device}")
-            for row in self._resume_history:  # the epochs before the resume, as they were
-                self.plots.handle_event(_epoch_event(row))
         elif isinstance(event, Hint):
             self.hints.add_hint(event)
             if event.severity in ("warning", "error"):
@@ -502,24 +464,27 @@ class MainWindow(QMainWindow):
             self.result_panel.show_result(event)
             self.output_tabs.setCurrentWidget(self.result_panel)
 
-    def _on_tool_event(self, event: Event) -> None:
+    def _on_lifecycle_replayed(self, event: Event) -> None:
+        self.plots.handle_event(event)
+
+    def _show_tool_event(self, event: Event) -> None:
         self.log.handle_event(event)
         if isinstance(event, Hint):
             self.hints.add_hint(event)
         elif hasattr(event, "message") and not isinstance(event, Failed):
             self.progress.tool_message(event.message)
 
-    def _on_tool_finished(self, last: ToolFinished | Failed) -> None:
-        if isinstance(last, Failed):
+    def _show_tool_outcome(self, outcome: ToolFinished | Failed) -> None:
+        if isinstance(outcome, Failed):
             self.progress.tool_done("Failed")
-            self.show_error("The tool failed", last.message, details=last.details or "")
+            self.show_error("The tool failed", outcome.message, details=outcome.details or "")
             return
-        self.progress.tool_done(f"{TOOL_TITLES.get(last.tool, last.tool)}: done")
-        summary = summary_hint(last.tool, last.result)
+        self.progress.tool_done(f"{TOOL_TITLES.get(outcome.tool, outcome.tool)}: done")
+        summary = summary_hint(outcome.tool, outcome.result)
         if summary is not None:
             self.hints.add_hint(summary)
-        if last.tool == "lr_range_test" and not last.result.get("stopped"):
-            self.show_lr_range_result(last.result)
+        if outcome.tool == "lr_range_test" and not outcome.result.get("stopped"):
+            self.show_lr_range_result(outcome.result)
 
     def show_lr_range_result(self, result: dict) -> LRRangeDialog:
         """The range test's plot, with its marker at the suggested rate (non-modal)."""
@@ -535,56 +500,48 @@ class MainWindow(QMainWindow):
     def _on_lr_dialog_destroyed(self) -> None:
         self.lr_dialog = None
 
-    def _on_runs_errored(self, message: str) -> None:
-        # The Failed event that follows carries the same message to the error dialog.
+    def _on_lifecycle_errored(self, message: str) -> None:
+        # The Failed outcome that follows carries the same message to the error dialog.
         self.log.add(message, "error")
 
-    def _on_runs_finished(self, last: Any) -> None:
-        kind, self.job_kind = self.job_kind, ""
+    def _on_lifecycle_ended(self, kind: str, outcome: Any) -> None:
         if kind == "tool":
-            self._on_tool_finished(last)
-            self.run_finished.emit(last)
-            return
-        run_dir = getattr(last, "run_dir", "")
-        if run_dir and not resume_problem(run_dir):
-            self.resumable_run_dir = run_dir
-            self.log.add("The run can be resumed from its last completed epoch (Run > Resume).")
-        if isinstance(last, Failed):
-            self.show_error("Training failed", last.message,
-                            details=(last.details or "") + "\n\n" + self.log.toPlainText()[-6000:])
-        elif isinstance(last, Finished):
-            self.statusBar().showMessage(f"Run finished: {last.stop_reason}.", 8000)
-        self.run_finished.emit(last)
+            self._show_tool_outcome(outcome)
+        else:
+            if self.lifecycle.resumable_run_dir:
+                self.log.add("The run can be resumed from its last completed epoch (Run > Resume).")
+            if isinstance(outcome, Failed):
+                self.show_error("Training failed", outcome.message,
+                                details=(outcome.details or "") + "\n\n" + self.log.toPlainText()[-6000:])
+            elif isinstance(outcome, Finished):
+                self.statusBar().showMessage(f"Run finished: {outcome.stop_reason}.", 8000)
+        self.run_finished.emit(outcome)
 
-    def _on_runs_idle(self) -> None:
+    def _on_lifecycle_idle(self) -> None:
         self._update_actions()
         if self._close_requested:
             QTimer.singleShot(0, self.close)
-        elif self._restart_pending:
-            self._restart_pending = False
+        elif self.lifecycle.take_restart():
             self.start_training()
 
-    def _on_runs_killed(self) -> None:
+    def _on_lifecycle_killed(self) -> None:
         self.log.add("The run did not stop in time; the training process was ended.", "warning")
 
-    def _on_hints_fix_requested(self, fix: dict) -> None:
+    def _on_hints_fix_requested(self, fix: dict) -> bool:
         try:
-            config = self.config.with_overrides(fix)
+            self.document.apply_fix(fix)
         except ConfigError as error:
             self.show_error("Cannot apply the suggestion", str(error))
-            return
-        self.set_config(config)
+            return False
         self.statusBar().showMessage("Applied: " + describe_fix(fix), 8000)
         self.log.add("Applied to the settings: " + describe_fix(fix))
+        return True
 
     def _on_hints_restart_requested(self, fix: dict) -> None:
         """Applies the fix, stops the current run (its best model is kept) and starts anew."""
-        before = self.config
-        self._on_hints_fix_requested(fix)
-        if self.config is before:
+        if not self._on_hints_fix_requested(fix):
             return  # the fix was refused (an error dialog says why)
-        if self.is_running():
-            self._restart_pending = True
+        if self.lifecycle.restart_after_stop():
             self.stop_training()
         else:
             self.start_training()
@@ -626,6 +583,7 @@ class MainWindow(QMainWindow):
             if tasks is not None:
                 tasks.shutdown()
         self.tasks.shutdown()
+        self.split_preview.shutdown()
         engine_calls.shutdown()
         self.runs.shutdown()
         if self._gc_held:
@@ -657,16 +615,6 @@ class MainWindow(QMainWindow):
             self.data_panel.set_folder(str(path))
             self.settings_tabs.setCurrentIndex(0)
         event.acceptProposedAction()
-
-
-def _epoch_event(row: dict) -> EpochEnd:
-    """A row of a checkpoint's history as the EpochEnd event it once was."""
-    names = {"phase", "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
-             "seconds", "images_per_second"}
-    values = {key: row.get(key) for key in names}
-    values["phase"] = values["phase"] or ""
-    values["epoch"] = int(values["epoch"] or 0)
-    return EpochEnd(epochs=0, **values)
 
 
 def _dropped_path(event: QDragEnterEvent | QDropEvent) -> Path | None:

@@ -28,7 +28,7 @@ from models.backbones import build_backbone
 from models.preprocess import Preprocess
 from models.registry import BackboneSpec, get_spec
 
-# FIELD_NOTES: Keras backbones' BatchNorm momentum (0.99-0.999) is too slow for a short
+# docs/facts.md#batchnorm-momentum: Keras backbones' BatchNorm momentum (0.99-0.999) is too slow for a short
 # from-scratch run: validation accuracy stays at chance; 0.9 fixes it.
 FROM_SCRATCH_BATCH_NORM_MOMENTUM = 0.9
 

@@ -3,7 +3,7 @@
 For tests and quick runs on a CPU: about 130k parameters, four Conv-BN-ReLU blocks,
 three of them halving the resolution. BatchNormalization momentum is 0.9 because the
 Keras default (0.99) makes short from-scratch runs fail: the moving statistics used at
-validation time lag far behind the batch statistics (FIELD_NOTES).
+validation time lag far behind the batch statistics (docs/facts.md#batchnorm-momentum).
 """
 
 from __future__ import annotations

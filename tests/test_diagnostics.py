@@ -16,19 +16,20 @@ from PIL import Image
 from training.config import Config
 from training.data import duplicates
 from training.data.sample import make_shapes_dataset
-from training.diagnostics import hints
-from training.diagnostics.monitor import (
-    Diagnostics,
+from training.diagnostics import data_hints, hints
+from training.diagnostics.batches import initial_loss_verdict
+from training.diagnostics.curves import (
     convergence_evidence,
-    exploding_evidence,
-    initial_loss_verdict,
+    lr_too_low_evidence,
     overfitting_evidence,
     plateau_evidence,
     regularization_gap_evidence,
     smoothed_target_entropy,
+    stuck_at_chance_evidence,
     underfitting_evidence,
-    vanishing_evidence,
 )
+from training.diagnostics.gradient_checks import exploding_evidence, vanishing_evidence
+from training.diagnostics.monitor import Diagnostics
 from training.diagnostics.thresholds import HINT_IDS, OSCILLATION_BLOCK
 from training.events import DataReport, Hint
 
@@ -581,16 +582,10 @@ BARE = Config().with_overrides({"model.head.dropout": 0.0, "augmentation.horizon
 
 def every_hint(config: Config | None) -> list[Hint]:
     """Each builder once, on the evidence of the synthetic curves above."""
-    from training.diagnostics.monitor import (
-        lr_too_high_hint,
-        lr_too_low_evidence,
-        stuck_at_chance_evidence,
-    )
-
     context = {"phase": "head", "learning_rate": 1e-3, "config": config}
     built = [
-        lr_too_high_hint("head", 1, 3, 273.0, 3.0, reason="test"),
-        lr_too_high_hint("fine_tune", 1, 3, 273.0, 1e-5, reason="test"),
+        hints.lr_too_high("head", 1, 3, 273.0, 3.0, reason="test"),
+        hints.lr_too_high("fine_tune", 1, 3, 273.0, 1e-5, reason="test"),
         hints.initial_loss_off("high", 4.0, 4.0, 3, batches=5, config=config),
         hints.initial_loss_off("low", 0.2, 0.2, 3, batches=5, config=config),
         hints.lr_too_low(lr_too_low_evidence(LR_FAR_TOO_LOW, 3), context),
@@ -600,8 +595,8 @@ def every_hint(config: Config | None) -> list[Hint]:
         hints.val_stuck_at_chance(stuck_at_chance_evidence(
             curve("head", [(1.0, 0.7, 1.1, 0.33)] * 3), 1 / 3), config),
         hints.plateau(plateau_evidence(curve("head", [(0.5, 0.8, 0.4, 0.85)] * 6)), config),
-        hints.class_imbalance({"a": 90, "b": 10}, False),
-        hints.val_too_small({"a": 100, "b": 100}, {"a": 10, "b": 10}, config),
+        data_hints.class_imbalance({"a": 90, "b": 10}, False),
+        data_hints.val_too_small({"a": 100, "b": 100}, {"a": 10, "b": 10}, config),
         hints.exploding_gradients({"kind": "growth", "total_norm": 500.0, "previous_total_norm": 2.0,
                                    "growth": 250.0, "epoch": 3}, "head", context),
         hints.vanishing_gradients({"group": "backbone_bottom", "ratio": 1e-6, "epoch": 2}, config),

@@ -227,7 +227,10 @@ def test_both_phases_run_in_order_and_zero_epoch_phase_is_skipped(tmp_path):
     assert result.stop_reason == "completed", result.error
     phases = recorder.of(PhaseChanged)
     assert [p.phase for p in phases] == ["head", "fine_tune"]
-    assert phases[1].learning_rate == pytest.approx(0.001)
+    # From scratch there are no pretrained features to protect: fine-tuning trains at the
+    # user's rate, not a tenth of it.
+    assert phases[1].learning_rate == pytest.approx(0.01)
+    assert "from random weights" in phases[1].description
     assert phases[1].trainable_weights > phases[0].trainable_weights
     assert [(e.phase, e.epoch) for e in recorder.of(EpochEnd)] == [("head", 1), ("fine_tune", 2)]
 
@@ -249,7 +252,8 @@ def test_bad_folder_fails_with_a_clear_message(tmp_path):
 
 
 def test_non_finite_loss_stops_at_once_and_is_never_saved(tmp_path):
-    from training.engine.callbacks import EventBridge, RunState
+    from training.engine.callbacks import bridge_callbacks
+    from training.engine.state import RunState
     from training.events import Hint
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax")])
@@ -257,9 +261,9 @@ def test_non_finite_loss_stops_at_once_and_is_never_saved(tmp_path):
     state = RunState(monitor="val_loss", planned_epochs=3, total_steps=30, phase="head",
                      steps_per_epoch=10)
     recorder = Recorder()
-    bridge = EventBridge(state, recorder, threading.Event(), batch_size=4, train_count=40,
-                         best_path=tmp_path / "best.keras")
-    bridge.set_model(model)
+    bridge = keras.callbacks.CallbackList(bridge_callbacks(
+        state, recorder, threading.Event(), batch_size=4, train_count=40,
+        best_path=tmp_path / "best.keras"), model=model)
     bridge.on_epoch_begin(0)
     bridge.on_train_batch_end(0, {"loss": 0.7, "accuracy": 0.5})
     assert not model.stop_training
@@ -352,7 +356,7 @@ def test_disk_full_while_saving_fails_clearly_and_keeps_earlier_files(tmp_path, 
 
     data = make_tiny_dataset(tmp_path, size=32)
     saves = []
-    original = callbacks.EventBridge._save_best
+    original = callbacks.BestModelSaver.save
 
     def save_then_fill_the_disk(self):
         if saves:
@@ -360,7 +364,7 @@ def test_disk_full_while_saving_fails_clearly_and_keeps_earlier_files(tmp_path, 
         original(self)
         saves.append((self.best_path.read_bytes()))
 
-    monkeypatch.setattr(callbacks.EventBridge, "_save_best", save_then_fill_the_disk)
+    monkeypatch.setattr(callbacks.BestModelSaver, "save", save_then_fill_the_disk)
     recorder = Recorder()
     config = small_config(data, **{"training.head_epochs": 0, "training.fine_tune_epochs": 6,
                                    "training.fine_tune_layers": "all",

@@ -49,7 +49,7 @@ def test_a_run_stopped_after_epoch_1_resumes_from_the_window_and_finishes(qtbot,
     window.runs.spawn_warm_engine()
 
     def stop_after_first_epoch(event):
-        if isinstance(event, EpochEnd) and window.job_kind == "train":
+        if isinstance(event, EpochEnd) and window.lifecycle.job_kind == "train":
             window.stop_training()
 
     window.runs.event.connect(stop_after_first_epoch)
@@ -61,12 +61,12 @@ def test_a_run_stopped_after_epoch_1_resumes_from_the_window_and_finishes(qtbot,
     done = json.loads((run_dir / "checkpoint" / "state.json").read_text())["epoch"]
     assert 1 <= done < 3
     qtbot.waitUntil(window.resume_action.isEnabled, timeout=10000)
-    assert window.resumable_run_dir == str(run_dir)
+    assert window.lifecycle.resumable_run_dir == str(run_dir)
 
     window.runs.event.disconnect(stop_after_first_epoch)
     with qtbot.waitSignal(window.run_finished, timeout=120000) as blocker:
         window.resume_action.trigger()
-        assert window.job_kind == "resume" and not window.resume_action.isEnabled()
+        assert window.lifecycle.job_kind == "resume" and not window.resume_action.isEnabled()
     last = blocker.args[0]
     assert isinstance(last, Finished) and last.stop_reason == "completed", last
     assert last.run_dir == str(run_dir)

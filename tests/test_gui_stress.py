@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QSettings, QThread
 
-from gui import worker as worker_module
 from gui.window import MainWindow
 from tests.conftest import stop_run_before_close
 from tests.helpers import make_tiny_dataset
 from tests.test_gui_window import ScriptedEngine, no_helper_process, small_config  # noqa: F401
 from training.events import Failed, Finished
+from training.service import client as client_module
 
 CYCLES = 50
 REAL_EVERY = 5           # cycles 0, 5, 10, ... 45 use the real engine process
@@ -142,12 +142,12 @@ def test_a_crashing_engine_process_is_reported_and_the_next_run_starts_cleanly(q
     window.data_panel.runs_dir_edit.setText(str(tmp_path / "runs"))
     qtbot.addWidget(window, before_close_func=stop_run_before_close(qtbot))
     window.show()
-    monkeypatch.setattr(worker_module, "child_command", lambda: crashing_child(after_started))
+    monkeypatch.setattr(client_module, "child_command", lambda: crashing_child(after_started))
     with qtbot.waitSignal(window.run_finished, timeout=30000) as blocker:
         assert window.start_training()
     last = blocker.args[0]
     assert isinstance(last, Failed) and last.error_type == "EngineCrashed"
-    assert "exit code -11" in last.message
+    assert "exit code -11, SIGSEGV" in last.message
     assert window.error_dialog.isVisible() and "ended unexpectedly" in window.error_dialog.text()
     qtbot.waitUntil(lambda: not window.is_running(), timeout=5000)
     assert window.isVisible() and window.start_action.isEnabled()

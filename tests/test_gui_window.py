@@ -19,7 +19,7 @@ from gui.runview import export_model
 from gui.window import MainWindow
 from tests.conftest import stop_run_before_close
 from tests.helpers import make_tiny_dataset, write_broken_files
-from training.api import Config, default_config
+from training.api import Config, default_config, plan_split, scan_folder
 from training.config import all_keys
 from training.events import (
     BatchEnd,
@@ -237,6 +237,33 @@ def test_planned_learning_rate_is_drawn_before_training(qtbot, make_window):
     x, y = window.optimizer_panel.plot.curve.getData()
     assert len(x) == 9 and y[0] == pytest.approx(1e-3) and y[-1] == pytest.approx(1e-4)
     qtbot.waitUntil(lambda: len(window.plots.series("planned").x) == 9, timeout=3000)
+
+
+def test_planned_steps_come_from_the_engines_own_split(qtbot, make_window, tmp_path):
+    # 5 classes x 5 images at 0.1: the engine holds back one image of each class and trains
+    # on 20 (5 steps of 4); the window used to plan 25 - round(2.5) = 23 (6 steps).
+    root = make_tiny_dataset(tmp_path, classes=5, per_class=5, size=32, name="five")
+    config = small_config(root).with_overrides({"data.validation_split": 0.1, "data.batch_size": 4})
+    window = make_window(config=config)
+    qtbot.waitUntil(lambda: window.optimizer_panel.steps_per_epoch is not None, timeout=10000)
+    assert window.optimizer_panel.steps_per_epoch == 5
+    plan = window.split_plan()
+    engine_plan = plan_split(scan_folder(root), window.config.data)
+    assert (plan.train_count, plan.validation_count) == (20, 5)
+    assert plan.train_counts == engine_plan.train_counts
+    assert plan.validation_counts == engine_plan.validation_counts
+    # The batch size changes the steps, not the split.
+    window.data_panel.bindings["data.batch_size"].widget.setValue(8)
+    assert window.optimizer_panel.steps_per_epoch == 3 and window.split_plan() is plan
+
+
+def test_a_validation_folder_the_engine_refuses_plans_no_steps_and_says_why(qtbot, make_window, tmp_path):
+    window = make_window()
+    qtbot.waitUntil(lambda: window.optimizer_panel.steps_per_epoch == 3, timeout=10000)
+    other = make_tiny_dataset(tmp_path, classes=2, per_class=3, size=32, name="other")
+    window.set_config(window.config.with_overrides({"data.validation_dir": str(other)}))
+    qtbot.waitUntil(lambda: "same class folders" in window.statusBar().currentMessage(), timeout=10000)
+    assert window.split_plan() is None and window.optimizer_panel.steps_per_epoch is None
 
 
 def test_config_files_save_load_and_title(make_window, tmp_path):

@@ -30,7 +30,15 @@ from training.engine import checkpoint as resume
 from training.engine import run as engine
 from training.engine.run import resume_training, run_training
 from training.events import EpochEnd, Failed, Log
-from training.rundir import RunDirError, RunRecorder, lock_run_dir, prepare_run_dir, read_events
+from training.rundir import (
+    RunDirError,
+    RunRecorder,
+    check_resume,
+    export_best_model,
+    lock_run_dir,
+    prepare_run_dir,
+    read_events,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -604,3 +612,41 @@ def test_a_run_folder_that_cannot_be_entered_is_a_clear_error(tmp_path, monkeypa
     result = run_training(tiny_config(tmp_path), run_dir=Path(locked) / "run", on_event=events.append)
     assert result.error_type == "RunDirError"
     assert "cannot be reached (permission denied" in events.failure().message
+
+
+# -- issue 9: the run folder has one owner; the window asks it ---------------------------------
+def test_the_run_folder_owner_tells_the_window_what_a_resume_continues(stopped_run, tmp_path):
+    run_dir = copy_run(stopped_run, tmp_path)
+
+    check = check_resume(run_dir)
+
+    assert check.problem == "" and check.run_dir == run_dir.resolve()
+    assert check.config == Config.load(run_dir / "config.json")
+    assert check.epoch == 1
+    assert [row["epoch"] for row in check.history] == [1] and "val_loss" in check.history[0]
+    with lock_run_dir(run_dir.resolve()):  # another writer: the window is told, not the engine
+        assert "is in use by another run" in check_resume(run_dir).problem
+    (run_dir / "summary.json").write_text('{"stop_reason": "completed"}')
+    finished = check_resume(run_dir)
+    assert "already finished" in finished.problem and finished.config is None and finished.history == []
+
+
+def test_the_best_model_is_exported_by_the_run_folder_owner(stopped_run, tmp_path):
+    target = export_best_model(stopped_run, tmp_path / "exported.keras")
+    assert target.read_bytes() == (stopped_run / "best.keras").read_bytes()
+    assert [p.name for p in tmp_path.iterdir()] == ["exported.keras"]  # no temporary file left
+    with pytest.raises(FileNotFoundError, match="No saved model"):
+        export_best_model(tmp_path, tmp_path / "x.keras")
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "best.keras").symlink_to(stopped_run / "best.keras")
+    with pytest.raises(RunDirError, match="symbolic link"):
+        export_best_model(linked, tmp_path / "y.keras")
+
+
+def test_the_run_folder_package_loads_without_keras_or_qt():
+    code = ("import sys, training.rundir, training.rundir.labels; "
+            "print(sorted(m for m in ('keras', 'tensorflow', 'PySide6', 'sklearn') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -244,7 +244,7 @@ def test_batch_norm_momentum_default_depends_on_weights(tmp_path):
                                     num_classes=2).backbone
         return {layer.momentum for layer in backbone.layers if _is_bn(layer)}
 
-    assert momenta(_model_cfg("MobileNetV2")) == {0.9}  # from scratch: FIELD_NOTES
+    assert momenta(_model_cfg("MobileNetV2")) == {0.9}  # from scratch: docs/facts.md#batchnorm-momentum
     cfg = _model_cfg("MobileNetV2")
     cfg.batch_norm_momentum = 0.95
     assert momenta(cfg) == {0.95}

@@ -42,12 +42,12 @@ def test_check_setup_of_a_sound_setup(data_dir):
 
 
 def test_check_setup_reports_regularization_that_never_reaches_the_loss(data_dir, monkeypatch):
-    build = sanity._build
+    from training.engine.sanity import common, setup_check
 
     def broken(setup, regularization, head_dropout=None):  # a pipeline that drops the settings
-        return build(setup, sanity._no_regularization(setup.config), head_dropout)
+        return common.build(setup, common.no_regularization(setup.config), head_dropout)
 
-    monkeypatch.setattr(sanity, "_build", broken)
+    monkeypatch.setattr(setup_check, "build", broken)
     result = sanity.check_setup(small_config(data_dir))
     assert [h.id for h in result.hints] == ["regularization_not_applied"]
     assert result.hints[0].severity == "error" and not result.ok

@@ -1,7 +1,7 @@
 """ImageNet weights offline, the Keras cache, and weights files (no network, ever).
 
 Every test gets an empty Keras cache under ``tmp_path`` and a network that fails the way
-an offline machine does (FIELD_NOTES: ``URL fetch failure ... Name or service not
+an offline machine does (docs/facts.md#keras-offline: ``URL fetch failure ... Name or service not
 known``), so a test that would download fails instead of hanging or passing by luck.
 """
 

@@ -10,16 +10,20 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from training.config import Config, ConfigError, default_config
+from training.config import Config, ConfigError, DataConfig, default_config
+from training.data.pipeline import plan_data
+from training.data.split import SplitPlan
 from training.engine.recipe import fine_tune_learning_rate
 from training.events import Event, EventCallback
+from training.rundir import ResumeCheck, check_resume, export_best_model, next_run_dir, resume_problem
 
 __all__ = [
     "Config", "ConfigError", "default_config", "fine_tune_learning_rate",
     "Event", "EventCallback", "run_training", "resume_training", "scan_folder", "resolve_data_dir",
     "backbone_catalog", "predict", "planned_learning_rates", "preview_augmentation",
     "load_preview_images", "check_setup", "overfit_tiny_subset", "lr_range_test",
-    "next_run_dir", "resume_problem", "device_description",
+    "next_run_dir", "resume_problem", "check_resume", "ResumeCheck", "export_best_model",
+    "plan_split", "SplitPlan", "device_description",
 ]
 
 
@@ -132,19 +136,17 @@ def lr_range_test(config: Config, *, steps: int = 150, min_lr: float = 1e-7, max
     return _range(config, steps=steps, min_lr=min_lr, max_lr=max_lr, on_event=on_event, stop=stop)
 
 
-def next_run_dir(runs_dir: str | Path, backbone: str) -> Path:
-    """A new, unused run folder path under ``runs_dir`` (see ``training.rundir.next_run_dir``)."""
-    from training.rundir import next_run_dir as _next
+def plan_split(scan, data: DataConfig) -> SplitPlan:
+    """The training and validation images per class of a run with ``data`` on ``scan`` (a
+    ``scan_folder`` result): the engine's own split, so a window's planned counts are the
+    counts a run uses. Scans ``data.validation_dir`` when one is set; makes the split with
+    scikit-learn (imported on first use, ~0.8 s): call it off a GUI thread.
 
-    return _next(runs_dir, backbone)
-
-
-def resume_problem(run_dir: str | Path) -> str:
-    """Why ``run_dir`` cannot be resumed now, or "" when it can: the engine's own checks on
-    the folder's files, and whether another process holds it (quick; writes nothing)."""
-    from training.rundir import resume_problem as _problem
-
-    return _problem(run_dir)
+    Raises:
+        training.data.errors.DataError: no validation images, or a validation folder
+            that does not match the scan's classes.
+    """
+    return plan_data(scan, data, seed=data.seed)[0]
 
 
 def device_description() -> str:

@@ -22,21 +22,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.forms import ConfigForm, double, hbox
+from gui.forms import ConfigForm, NumberBox, hbox, tooltip
 from gui.tasks import BackgroundTasks
-from gui.tooltips import tooltip
 from training.api import Config
+from training.config import knob_of
 
-# (key, label, maximum, suggested strength when switched on)
-STRENGTHS = (
-    ("rotation", "Rotation", 0.5, 0.05), ("zoom", "Zoom", 0.9, 0.1),
-    ("translation", "Translation", 0.5, 0.1), ("random_crop", "Random crop", 0.5, 0.1),
-    ("brightness", "Brightness", 1.0, 0.2), ("contrast", "Contrast", 1.0, 0.2),
-    ("saturation", "Saturation", 1.0, 0.2), ("hue", "Hue", 0.5, 0.02),
-    ("gaussian_noise", "Gaussian noise", 0.5, 0.05), ("cutout", "Cutout", 0.5, 0.2),
-    ("mixup", "MixUp", 1.0, 0.2), ("cutmix", "CutMix", 1.0, 1.0),
-    ("randaugment", "RandAugment", 1.0, 0.5),
-)
+FLIPS = ("augmentation.horizontal_flip", "augmentation.vertical_flip")
+STRENGTHS = ("augmentation.rotation", "augmentation.zoom", "augmentation.translation",
+             "augmentation.random_crop", "augmentation.brightness", "augmentation.contrast",
+             "augmentation.saturation", "augmentation.hue", "augmentation.gaussian_noise",
+             "augmentation.cutout", "augmentation.mixup", "augmentation.cutmix", "augmentation.randaugment")
 PREVIEW_COUNT = 8  # two rows: the toggles and the grid fit the tab at 1280x800
 PREVIEW_COLUMNS = 4
 PREVIEW_PX = 92
@@ -61,16 +56,20 @@ def to_pixmap(image: np.ndarray, size: int) -> QPixmap:
 
 
 class StrengthWidget(QWidget):
-    """A checkbox that switches an augmentation on, with its strength beside it."""
+    """A checkbox that switches an augmentation on, with its strength beside it; switched on,
+    the strength starts at the knob's typical value."""
 
-    def __init__(self, label: str, maximum: float, suggested: float) -> None:
+    def __init__(self, key: str) -> None:
         super().__init__()
-        self.check = QCheckBox(label)
-        self.value = double(0.0, maximum, 0.01 if maximum <= 0.5 else 0.05, 3)
-        self.value.setValue(suggested)
+        row = knob_of(key)
+        self.check = QCheckBox(row.label)
+        self.value = NumberBox(row)
+        self.suggested = float(row.typical or row.step or 0.0)
+        self.value.setValue(self.suggested)
         self.value.setEnabled(False)
-        self.suggested = suggested
         self.check.toggled.connect(self.value.setEnabled)
+        for widget in (self, self.check, self.value):
+            widget.setToolTip(tooltip(key))
         holder = hbox(self.check, self.value)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -104,17 +103,12 @@ class AugmentationPanel(ConfigForm):
     def _build_toggles(self) -> None:
         form = self.group("Augmentations (training images only)", "augmentationGroup")
         form.setVerticalSpacing(1)
-        for key in ("horizontal_flip", "vertical_flip"):
-            box = QCheckBox(key.replace("_", " ").capitalize())
-            self.bind(f"augmentation.{key}", box)
-            form.addRow(box)
-        for key, label, maximum, suggested in STRENGTHS:
-            widget = StrengthWidget(label, maximum, suggested)
-            full = f"augmentation.{key}"
-            widget.setToolTip(tooltip(full))
-            widget.check.setToolTip(tooltip(full))
-            widget.value.setToolTip(tooltip(full))
-            self.bind(full, widget, get=widget.get, set_=widget.set, signal=widget.check.toggled)
+        for key in FLIPS:
+            self.switch_row(form, key)
+        for key in STRENGTHS:
+            widget = StrengthWidget(key)
+            self.bind(key, widget, get=widget.get, set_=widget.set, signal=widget.check.toggled,
+                      caption=widget.check)
             widget.value.valueChanged.connect(self._on_field_changed)
             form.addRow(widget)
 

@@ -20,9 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.forms import ConfigForm, combo, double, hbox, optional, spin
+from gui.forms import ConfigForm, control, hbox, tooltip
 from gui.tasks import BackgroundTasks
-from gui.tooltips import tooltip
 from training.api import Config, scan_folder
 from training.config import BUILTIN_SAMPLE
 from training.data.images import ImageLoadError, load_thumbnail
@@ -128,12 +127,11 @@ class DataPanel(ConfigForm):
         form = self.group("Images", "dataFolderGroup")
         self.dir_edit = QLineEdit()
         self.dir_edit.setPlaceholderText("folder with one subfolder per class")
-        self.bind("data.dir", self.dir_edit)
         browse = QPushButton("Browse…")
         browse.setObjectName("browseDataButton")
         browse.setToolTip("Choose the folder of images (Ctrl+O).")
         browse.clicked.connect(self.choose_folder)
-        form.addRow("Folder:", hbox(self.dir_edit, browse))
+        self.row(form, "data.dir", self.dir_edit, field=hbox(self.dir_edit, browse))
         self.recent = QComboBox()
         self.recent.setObjectName("recentFolders")
         self.recent.setToolTip("Folders you trained on recently.")
@@ -151,22 +149,17 @@ class DataPanel(ConfigForm):
 
     def _build_split_group(self) -> None:
         form = self.group("Validation and batches", "dataSplitGroup")
-        self.row(form, "Validation share:", "data.validation_split", double(0.0, 0.9, 0.05, 2))
-        self.validation_edit = QLineEdit()
-        self.validation_edit.setPlaceholderText("none: split the folder above")
-        self.bind("data.validation_dir", self.validation_edit,
-                  get=lambda: self.validation_edit.text().strip() or None)
+        self.row(form, "data.validation_split")
+        self.validation_edit = control("data.validation_dir")
         browse = QPushButton("Browse…")
         browse.setObjectName("browseValidationButton")
         browse.setToolTip(tooltip("data.validation_dir"))
         browse.clicked.connect(self._on_browse_validation_clicked)
-        form.addRow("Validation folder:", hbox(self.validation_edit, browse))
-        size = spin(31, 1024, special="backbone default", step=16)
-        get, set_ = optional(size)
-        self.row(form, "Image size (px):", "data.image_size", size, get=get, set_=set_)
-        self.row(form, "Batch size:", "data.batch_size", spin(1, 4096))
-        self.row(form, "Class weights:", "data.class_weight", combo(("none", "balanced")))
-        self.row(form, "Split seed:", "data.seed", spin(0, 2**31 - 1))
+        # Empty means null; any other text is the path as typed (the config's own value).
+        self.row(form, "data.validation_dir", self.validation_edit, field=hbox(self.validation_edit, browse),
+                 get=lambda: self.validation_edit.text() or None)
+        for key in ("data.image_size", "data.batch_size", "data.class_weight", "data.seed"):
+            self.row(form, key)
 
     def _build_found_group(self) -> None:
         form = self.group("Found in the folder", "dataFoundGroup")

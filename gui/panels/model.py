@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
     QHeaderView,
+    QLabel,
     QLineEdit,
     QPushButton,
     QTableWidget,
@@ -17,14 +18,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.forms import ConfigForm, combo, double, hbox, optional, parse_int_list, spin
-from gui.tooltips import tooltip
+from gui.forms import ConfigForm, NumberBox, combo, hbox, parse_int_list, tooltip
 from training.api import Config
-from training.config import ACTIVATIONS, BACKBONES, INITIALIZERS
+from training.config import BACKBONES, knob_of
 
 COLUMNS = ("Backbone", "Params", "Size", "Top-1", "Cached")
-WEIGHT_CHOICES = {"imagenet": "ImageNet (pretrained)", "none": "none (train from scratch)",
-                  "file": "weights file…"}
+# The weights combo: the knob's named choices, then "a file" (its path in the line edit).
+WEIGHT_CHOICES = {**knob_of("model.weights").choice_labels, "file": "weights file…"}
 
 
 class BackboneTable(QTableWidget):
@@ -91,10 +91,14 @@ class ModelPanel(ConfigForm):
         self.finish()
 
     def _build_backbone_group(self) -> None:
-        form = self.group("Backbone", "backboneGroup")
+        form = self.group("Backbone and weights", "backboneGroup")
         self.table = BackboneTable()
-        self.bind("model.backbone", self.table, get=self.table.selected_name,
-                  set_=self.table.select_name, signal=self.table.itemSelectionChanged)
+        caption = QLabel(f"{knob_of('model.backbone').caption}:")
+        caption.setBuddy(self.table)
+        self.bind("model.backbone", self.table, get=self.table.selected_name, set_=self.table.select_name,
+                  signal=self.table.itemSelectionChanged, caption=caption)
+        caption.setToolTip(self.table.toolTip())
+        form.addRow(caption)
         form.addRow(self.table)
         self.weights = combo(tuple(WEIGHT_CHOICES), WEIGHT_CHOICES)
         self.weights_file = QLineEdit()
@@ -105,49 +109,45 @@ class ModelPanel(ConfigForm):
         browse.setToolTip("Choose a weights file for the backbone.")
         browse.clicked.connect(self._on_browse_weights_clicked)
         self.weights_file_row = hbox(self.weights_file, browse)
-        self.bind("model.weights", self.weights, get=self._weights_value, set_=self._set_weights,
-                  signal=self.weights.currentIndexChanged)
+        self.row(form, "model.weights", self.weights, get=self._weights_value, set_=self._set_weights,
+                 signal=self.weights.currentIndexChanged)
         self.weights_file.editingFinished.connect(self._on_field_changed)
-        form.addRow("Weights:", self.weights)
         form.addRow("Weights file:", self.weights_file_row)
         self._backbone_form = form
-        momentum = double(0.0, 0.999, 0.01, 3, special="keep backbone's")
-        get, set_ = optional(momentum)
-        self.row(form, "BatchNorm momentum:", "model.batch_norm_momentum", momentum, get=get, set_=set_)
+        self.row(form, "model.batch_norm_momentum")
 
     def _build_stages_group(self) -> None:
         form = self.group("Training stages", "stagesGroup")
-        self.row(form, "Head epochs:", "training.head_epochs", spin(0, 10000))
-        self.row(form, "Fine-tune epochs:", "training.fine_tune_epochs", spin(0, 10000))
-        self.layers = spin(0, 100000, special="none (head only)", step=5)
+        self.row(form, "training.head_epochs")
+        self.row(form, "training.fine_tune_epochs")
+        self.layers = NumberBox(knob_of("training.fine_tune_layers"), integer=True)
         self.all_layers = QCheckBox("all")
         self.all_layers.setObjectName("fineTuneAllLayers")
         self.all_layers.setToolTip(tooltip("ui.fine_tune_all"))
         self.all_layers.toggled.connect(self.layers.setDisabled)
         self.all_layers.toggled.connect(self._on_field_changed)
-        self.bind("training.fine_tune_layers", self.layers, get=self._layers_value, set_=self._set_layers)
-        form.addRow("Fine-tune top layers:", hbox(self.layers, self.all_layers))
-        self.row(form, "Seed:", "training.seed", spin(0, 2**31 - 1))
+        self.row(form, "training.fine_tune_layers", self.layers, field=hbox(self.layers, self.all_layers),
+                 get=self._layers_value, set_=self._set_layers)
+        self.row(form, "training.seed")
 
     def _build_head_group(self) -> None:
         form = self.group("Head (the new classifier on top)", "headGroup")
         self.hidden = QLineEdit()
         self.hidden.setPlaceholderText("none, or e.g. 256 or 512, 128")
-        self.row(form, "Hidden units:", "model.head.hidden_units", self.hidden,
+        self.row(form, "model.head.hidden_units", self.hidden,
                  get=lambda: parse_int_list(self.hidden.text()),
                  set_=lambda units: self.hidden.setText(", ".join(str(u) for u in units)))
-        self.row(form, "Activation:", "model.head.activation", combo(ACTIVATIONS))
-        self.row(form, "Dropout:", "model.head.dropout", double(0.0, 0.95, 0.05, 2))
-        self.row(form, "Batch norm:", "model.head.batch_norm", QCheckBox("after each hidden layer"))
-        self.row(form, "Initializer:", "model.head.kernel_initializer", combo(INITIALIZERS))
+        for key in ("model.head.activation", "model.head.dropout", "model.head.batch_norm",
+                    "model.head.kernel_initializer"):
+            self.row(form, key)
 
     # -- values -------------------------------------------------------------------------
     def _weights_value(self) -> str:
         choice = self.weights.currentData()
-        return self.weights_file.text().strip() if choice == "file" else choice
+        return self.weights_file.text() if choice == "file" else choice
 
     def _set_weights(self, value: str) -> None:
-        if value in ("imagenet", "none"):
+        if value in WEIGHT_CHOICES and value != "file":
             self.weights.setCurrentIndex(self.weights.findData(value))
         else:
             self.weights.setCurrentIndex(self.weights.findData("file"))

@@ -11,21 +11,27 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QCheckBox, QLabel, QWidget
 
 from gui import engine_calls
-from gui.forms import ConfigForm, combo, double, optional, scientific, spin
+from gui.forms import ConfigForm
 from gui.plots import CompactAxis, fit_rates_from_zero, light_grid
 from gui.tasks import BackgroundTasks
 from training.api import Config
-from training.config import OPTIMIZERS, SCHEDULES
+from training.config import SCHEDULES
 
-OPTIMIZER_LABELS = {"sgd": "SGD", "adagrad": "Adagrad", "rmsprop": "RMSprop", "adam": "Adam",
-                    "adamw": "AdamW", "nadam": "Nadam", "adadelta": "Adadelta"}
-# Which optimizer parameters each optimizer uses (the others are hidden).
+OPTIMIZER_KEYS = ("optimizer.name", "optimizer.learning_rate", "training.fine_tune_learning_rate",
+                  "optimizer.momentum", "optimizer.nesterov", "optimizer.amsgrad", "optimizer.weight_decay",
+                  "optimizer.clipnorm", "optimizer.clipvalue", "optimizer.ema", "optimizer.ema_momentum")
+SCHEDULE_KEYS = ("schedule.name", "schedule.warmup_epochs", "schedule.step_epochs", "schedule.decay_rate",
+                 "schedule.min_learning_rate", "schedule.restart_epochs", "schedule.restart_t_mul",
+                 "schedule.restart_m_mul", "schedule.cycle_epochs", "schedule.one_cycle_warmup_fraction",
+                 "schedule.plateau_patience")
+# Which optimizer parameters each optimizer uses (the others are hidden): training/engine/optim.py
+# passes momentum to SGD only.
 OPTIMIZER_PARAMS = {
-    "optimizer.momentum": ("sgd", "rmsprop"),
+    "optimizer.momentum": ("sgd",),
     "optimizer.nesterov": ("sgd",),
     "optimizer.amsgrad": ("adam", "adamw"),
 }
-# Which schedule parameters each schedule uses (training/optim.py's formulas).
+# Which schedule parameters each schedule uses (training/engine/optim.py's formulas).
 SCHEDULE_PARAMS = {
     "schedule.warmup_epochs": tuple(s for s in SCHEDULES if s != "reduce_on_plateau"),
     "schedule.step_epochs": ("step",),
@@ -94,36 +100,14 @@ class OptimizerPanel(ConfigForm):
         self.finish()
 
     def _build_optimizer_group(self) -> None:
-        form = self.group("Optimizer", "optimizerGroup")
-        self._optimizer_form = form
-        self.row(form, "Optimizer:", "optimizer.name", combo(OPTIMIZERS, OPTIMIZER_LABELS))
-        self.row(form, "Learning rate:", "optimizer.learning_rate", scientific(1e-8, 10.0))
-        ft_rate = scientific(0.0, 10.0, special="auto (a tenth)")
-        get, set_ = optional(ft_rate)
-        self.row(form, "Fine-tune rate:", "training.fine_tune_learning_rate", ft_rate, get=get, set_=set_)
-        self.row(form, "Momentum:", "optimizer.momentum", double(0.0, 0.999, 0.05, 3))
-        self.row(form, "Nesterov:", "optimizer.nesterov", QCheckBox("use Nesterov momentum"))
-        self.row(form, "AMSGrad:", "optimizer.amsgrad", QCheckBox("use the AMSGrad variant"))
-        self.row(form, "Weight decay:", "optimizer.weight_decay", scientific(0.0, 1.0, special="off"))
-        self.row(form, "Clip norm:", "optimizer.clipnorm", double(0.0, 1e6, 0.5, 3, special="off"))
-        self.row(form, "Clip value:", "optimizer.clipvalue", double(0.0, 1e6, 0.5, 3, special="off"))
-        self.row(form, "Weight average:", "optimizer.ema", QCheckBox("exponential moving average (EMA)"))
-        self.row(form, "EMA momentum:", "optimizer.ema_momentum", double(0.0, 0.9999, 0.001, 4))
+        self._optimizer_form = self.group("Optimizer", "optimizerGroup")
+        for key in OPTIMIZER_KEYS:
+            self.row(self._optimizer_form, key)
 
     def _build_schedule_group(self) -> None:
-        form = self.group("Learning-rate schedule", "scheduleGroup")
-        self._schedule_form = form
-        self.row(form, "Schedule:", "schedule.name", combo(SCHEDULES))
-        self.row(form, "Warm-up epochs:", "schedule.warmup_epochs", double(0.0, 1000.0, 0.5, 2))
-        self.row(form, "Step every (epochs):", "schedule.step_epochs", double(0.01, 1000.0, 1.0, 2))
-        self.row(form, "Decay factor:", "schedule.decay_rate", double(0.001, 1.0, 0.05, 3))
-        self.row(form, "Minimum rate:", "schedule.min_learning_rate", scientific(0.0, 10.0))
-        self.row(form, "First cycle (epochs):", "schedule.restart_epochs", double(0.01, 1000.0, 1.0, 2))
-        self.row(form, "Cycle length ×:", "schedule.restart_t_mul", double(1.0, 10.0, 0.5, 2))
-        self.row(form, "Restart peak ×:", "schedule.restart_m_mul", double(0.01, 1.0, 0.1, 2))
-        self.row(form, "Cycle (epochs):", "schedule.cycle_epochs", double(0.01, 1000.0, 1.0, 2))
-        self.row(form, "Rising share:", "schedule.one_cycle_warmup_fraction", double(0.01, 0.99, 0.05, 2))
-        self.row(form, "Plateau patience:", "schedule.plateau_patience", spin(0, 1000))
+        self._schedule_form = self.group("Learning-rate schedule", "scheduleGroup")
+        for key in SCHEDULE_KEYS:
+            self.row(self._schedule_form, key)
 
     def _build_plot(self) -> None:
         form = self.group("Planned learning rate", "plannedRateGroup")

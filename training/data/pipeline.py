@@ -19,7 +19,7 @@ import numpy as np
 from training.data.errors import DataError
 from training.data.images import ImageLoadError, load_image
 from training.data.scan import ScanResult, scan_classes, scan_folder, usable_folder
-from training.data.split import counts_by_class, split_stratified, split_warnings
+from training.data.split import SplitPlan, counts_by_class, plan_split
 from training.files import display_path
 
 if TYPE_CHECKING:
@@ -238,6 +238,35 @@ def describe_failures(paths: list[str]) -> list[tuple[str, str]]:
 
 
 # -- everything together ----------------------------------------------------------------
+def plan_data(scan: ScanResult, data_cfg: DataConfig, seed: int) -> tuple[SplitPlan, ScanResult | None]:
+    """Which images of ``scan`` a run with ``data_cfg`` trains and validates on.
+
+    ``prepare_data`` builds its pipelines from this plan, and the window shows its counts.
+
+    Returns:
+        The split plan, and the scan of ``data_cfg.validation_dir`` (None when the scan
+        itself is split).
+
+    Raises:
+        DataError: no validation images (a split of 0 without a validation folder, or
+            every class a single image), or a validation folder that does not match.
+    """
+    # A blank `validation_dir` (e.g. "" in a hand-written config) means none, as null does.
+    validation_dir = data_cfg.validation_dir if (data_cfg.validation_dir or "").strip() else None
+    validation_scan = None
+    if validation_dir is not None:
+        validation_scan = _scan_validation_folder(validation_dir, scan)
+    elif data_cfg.validation_split <= 0:
+        raise DataError(_no_validation_message(scan.root, data_cfg))
+    plan = plan_split(scan.classes, scan.labels, data_cfg.validation_split, seed,
+                      validation_labels=None if validation_scan is None else validation_scan.labels)
+    if plan.validation_count == 0:
+        raise DataError(
+            f"No images are left for validation in {display_path(scan.root)}: every class has a single "
+            "image. Add images (at least 2 per class, better 20 or more), or set `data.validation_dir`.")
+    return plan, validation_scan
+
+
 def prepare_data(data_cfg: DataConfig, image_size: int, *, augmenter: Augmenter | None = None,
                  seed: int) -> DataBundle:
     """Scans ``data_cfg.dir`` (and ``data_cfg.validation_dir``), splits and builds the pipelines.
@@ -247,32 +276,18 @@ def prepare_data(data_cfg: DataConfig, image_size: int, *, augmenter: Augmenter 
             image is left for validation.
     """
     scan = scan_folder(data_cfg.dir)
-    classes = scan.classes
+    plan, validation_scan = plan_data(scan, data_cfg, seed)
     files, labels = np.asarray(scan.files, dtype=object), np.asarray(scan.labels, dtype=np.int64)
     warnings = list(scan.warnings)
-    validation_scan = None
-    # A blank `validation_dir` (e.g. "" in a hand-written config) means none, as null does.
-    validation_dir = data_cfg.validation_dir if (data_cfg.validation_dir or "").strip() else None
-    if validation_dir is not None:
-        validation_scan = _scan_validation_folder(validation_dir, scan)
+    if validation_scan is not None:
         warnings += [f"Validation folder: {w}" for w in validation_scan.warnings]
-        order = np.random.default_rng(seed).permutation(len(files))
-        train_files, train_labels = files[order], labels[order]
-        validation_files = np.asarray(validation_scan.files, dtype=object)
-        validation_labels = np.asarray(validation_scan.labels, dtype=np.int64)
+        validation = (np.asarray(validation_scan.files, dtype=object),
+                      np.asarray(validation_scan.labels, dtype=np.int64))
     else:
-        if data_cfg.validation_split <= 0:
-            raise DataError(_no_validation_message(scan.root, data_cfg))
-        train_index, validation_index = split_stratified(labels, data_cfg.validation_split, seed)
-        train_files, train_labels = files[train_index], labels[train_index]
-        validation_files, validation_labels = files[validation_index], labels[validation_index]
-        warnings += split_warnings(classes, labels, validation_labels)
-    if len(validation_files) == 0:
-        raise DataError(
-            f"No images are left for validation in {display_path(scan.root)}: every class has a single "
-            "image. Add images (at least 2 per class, better 20 or more), or set `data.validation_dir`.")
-    return _bundle(data_cfg, image_size, augmenter, seed, scan, validation_scan, classes,
-                   (train_files, train_labels), (validation_files, validation_labels), warnings)
+        validation = files[plan.validation_index], labels[plan.validation_index]
+    warnings += plan.warnings
+    return _bundle(data_cfg, image_size, augmenter, seed, scan, validation_scan, scan.classes,
+                   (files[plan.train_index], labels[plan.train_index]), validation, warnings)
 
 
 def _scan_validation_folder(folder: str, train: ScanResult) -> ScanResult:

@@ -1,14 +1,76 @@
 """Splitting the images of a scan into training and validation, stratified by class.
 
-The engine and the window's planned counts use the same functions, so what the window
-plans is what a run trains on.
+``plan_split`` is the one split planner: the engine's ``prepare_data`` takes its indices
+and the window shows its counts, so what the window plans is what a run trains on.
+scikit-learn is imported when a split is first made, not with this module: it takes about
+0.8 s, and the window, which imports this module, plans its split off the GUI thread.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class SplitPlan:
+    """Which images of a scan train and which validate, and how many of each class.
+
+    ``train_index`` and ``validation_index`` index the scan's files; ``validation_index``
+    is empty when the validation images are a folder of their own (``data.validation_dir``),
+    whose counts are in ``validation_counts`` all the same.
+    """
+    classes: tuple[str, ...]
+    train_index: np.ndarray       # in the seeded order the engine uses
+    validation_index: np.ndarray
+    train_counts: dict[str, int]
+    validation_counts: dict[str, int]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def train_count(self) -> int:
+        return sum(self.train_counts.values())
+
+    @property
+    def validation_count(self) -> int:
+        return sum(self.validation_counts.values())
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """Training batches an epoch, before any file fails to decode."""
+        return math.ceil(self.train_count / batch_size)
+
+
+def plan_split(classes: Sequence[str], labels: Sequence[int], validation_split: float, seed: int, *,
+               validation_labels: Sequence[int] | None = None) -> SplitPlan:
+    """The training and validation images of a scan, as a run with these settings uses them.
+
+    Args:
+        classes: the class names; ``labels`` index them.
+        labels: the class of each image of the scan, in the scan's order.
+        validation_split: the share of each class held back (``data.validation_split``).
+        seed: the split's seed (``data.seed``).
+        validation_labels: the classes of the images of a validation folder
+            (``data.validation_dir``): then every image of the scan trains.
+
+    Returns:
+        A ``SplitPlan``; its counts are the engine's, image for image.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    if validation_labels is not None:
+        train = np.random.default_rng(seed).permutation(len(labels))
+        validation = np.zeros(0, dtype=np.int64)
+        held = np.asarray(validation_labels, dtype=np.int64)
+        warnings: list[str] = []
+    else:
+        train, validation = split_stratified(labels, validation_split, seed)
+        held = labels[validation]
+        warnings = split_warnings(list(classes), labels, held)
+    return SplitPlan(classes=tuple(classes), train_index=train, validation_index=validation,
+                     train_counts=counts_by_class(list(classes), labels[train]),
+                     validation_counts=counts_by_class(list(classes), held), warnings=tuple(warnings))
 
 
 def split_stratified(labels, validation_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -42,7 +104,6 @@ def split_stratified(labels, validation_split: float, seed: int) -> tuple[np.nda
     return np.random.default_rng(seed).permutation(train), np.asarray(validation, dtype=np.int64)
 
 
-
 def split_warnings(classes: list[str], labels: np.ndarray, validation_labels: np.ndarray) -> list[str]:
     warnings = []
     counts = np.bincount(labels, minlength=len(classes))
@@ -60,5 +121,3 @@ def split_warnings(classes: list[str], labels: np.ndarray, validation_labels: np
 def counts_by_class(classes: list[str], labels: np.ndarray) -> dict[str, int]:
     tally = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(classes))
     return {name: int(n) for name, n in zip(classes, tally)}
-
-

@@ -23,7 +23,9 @@ from typing import Any, Callable
 
 import keras
 import numpy as np
+import tensorflow as tf
 
+from training.data.images import ImageLoadError, load_image
 from training.diagnostics.monitor import Diagnostics
 from training.events import Event
 
@@ -116,8 +118,6 @@ def _gradients(model: keras.Model, images: np.ndarray, labels: np.ndarray,
 
 def _training_gradients(model: keras.Model, images: np.ndarray, labels: np.ndarray,
                         variables: list) -> list[np.ndarray]:
-    import tensorflow as tf
-
     with tf.GradientTape() as tape:
         predictions = model(images, training=True)
         loss = model.loss(labels, predictions) if callable(model.loss) else \
@@ -136,8 +136,6 @@ def fixed_batch(data: Any, image_size: int, size: int = PROBE_BATCH_SIZE) -> tup
     Args:
         data: a ``training.data.pipeline.DataBundle``.
     """
-    from training.data.images import ImageLoadError, load_image
-
     labels_by_path: dict[str, int] = {}
     for scan in (data.scan, data.validation_scan):
         if scan is not None:

@@ -1,12 +1,11 @@
-"""The words and the fixes of each diagnostic hint.
+"""The words and the fixes of each training hint.
 
-``training.diagnostics.monitor`` decides *whether* a hint fires (from numbers); the builders here
-decide what it says and which config changes it offers. A fix is a dict of dotted config
-keys, as ``Config.with_overrides`` takes them; a hint's ``fixes`` are alternatives (the
-GUI applies one). Fixes are tailored to the run's config when it is known, and
-``Diagnostics`` drops any that the config would refuse. (This module imports the
-diagnostics' thresholds; ``training.diagnostics.monitor`` imports this one inside its methods.)
-See docs/hints.md for every hint.
+The checks (``training.diagnostics.monitor`` and the modules of evidence functions) decide
+*whether* a hint fires, from numbers; the builders here decide what it says and which config
+changes it offers. A fix is a dict of dotted config keys, as ``Config.with_overrides`` takes
+them; a hint's ``fixes`` are alternatives (the GUI applies one). Fixes are tailored to the
+run's config when it is known, and ``Diagnostics`` drops any that the config would refuse.
+The data hints are in ``training.diagnostics.data_hints``; docs/hints.md describes every hint.
 """
 
 from __future__ import annotations
@@ -15,147 +14,28 @@ import math
 from typing import Any
 
 from training.config import Config
-from training.data import duplicates
-from training.diagnostics.thresholds import (
-    IMBALANCE_RATIO,
-    MAX_LISTED_DUPLICATES,
-    VAL_MIN_IMAGES,
-    VAL_MIN_PER_CLASS,
-)
+from training.diagnostics.thresholds import DIVERGENCE_FACTOR
+from training.diagnostics.wording import config_or_default, learning_rate_key, percent, rounded_rate
 from training.events import Hint
 
 
-def _config(config: Config | None) -> Config:
-    return config if config is not None else Config()
-
-
-def _key(phase: str) -> str:
-    return "optimizer.learning_rate" if phase == "head" else "training.fine_tune_learning_rate"
-
-
-def _percent(value: float) -> str:
-    return f"{100 * value:.0f} %"
-
-
-def rounded_rate(rate: float) -> float:
-    """A learning rate to 2 significant digits (1e-05, not 9.999999999999999e-06)."""
-    return float(f"{rate:.2g}")
-
-
-# -- data -----------------------------------------------------------------------------------
-def class_imbalance(train_counts: dict[str, int], balanced: bool) -> Hint | None:
-    counts = {k: int(v) for k, v in train_counts.items() if int(v) > 0}
-    if len(counts) < 2:
-        return None
-    largest, smallest = max(counts, key=counts.get), min(counts, key=counts.get)
-    ratio = counts[largest] / counts[smallest]
-    if ratio < IMBALANCE_RATIO:
-        return None
-    evidence = {"train_counts": counts, "ratio": round(ratio, 2), "largest": largest,
-                "smallest": smallest}
-    share = counts[largest] / sum(counts.values())
-    base = (f"'{largest}' has {counts[largest]} training images, '{smallest}' only "
-            f"{counts[smallest]} ({ratio:.1f} times fewer). Predicting '{largest}' for "
-            f"everything already scores {_percent(share)} accuracy, so accuracy hides how the "
-            "small classes do: look at per-class results.")
-    if balanced:
-        return Hint(id="class_imbalance", severity="info", title="Classes are imbalanced",
-                    message=base + " Class weights are already balanced, which compensates in "
-                                   "the loss; more images of the small classes would help most.",
-                    evidence=evidence)
-    return Hint(id="class_imbalance", severity="warning", title="Classes are imbalanced",
-                message=base + " Balanced class weights make each class count equally in the "
-                               "loss; more images of the small classes help most.",
-                evidence=evidence, fixes=[{"data.class_weight": "balanced"}])
-
-
-def val_too_small(train_counts: dict[str, int], validation_counts: dict[str, int],
-                  config: Config | None) -> Hint | None:
-    total = sum(int(v) for v in validation_counts.values())
-    if not validation_counts:
-        return None
-    smallest = min(validation_counts, key=validation_counts.get)
-    per_class = int(validation_counts[smallest])
-    if total >= VAL_MIN_IMAGES and per_class >= VAL_MIN_PER_CLASS:
-        return None
-    step = 100.0 / total if total else math.inf
-    evidence = {"validation_images": total, "validation_counts": dict(validation_counts),
-                "points_per_image": round(step, 2), "smallest_class": smallest,
-                "smallest_class_images": per_class}
-    message = (f"Validation has {total} images (the smallest class, '{smallest}', {per_class}): one "
-               f"image moves validation accuracy by {step:.1f} percentage points, so the curves "
-               "jump and the 'best' epoch is partly luck.")
-    fixes = []
-    config = _config(config)
-    split = _better_split(train_counts, validation_counts, config)
-    if split is not None:
-        fixes.append({"data.validation_split": split})
-        message += (f" Holding out {_percent(split)} of the images instead of "
-                    f"{_percent(config.data.validation_split)} helps;")
-    message += (" more images help most (at least 50 for validation, 5 a class)" if split is not None
-                else " Add images (at least 50 for validation, 5 a class)")
-    if config.data.validation_dir is None:
-        message += ", or a separate `data.validation_dir`."
-    else:
-        message += " to the validation folder."
-    return Hint(id="val_too_small", severity="warning", title="Validation set too small",
-                message=message, evidence=evidence, fixes=fixes)
-
-
-def _better_split(train_counts: dict[str, int], validation_counts: dict[str, int],
-                  config: Config) -> float | None:
-    """A validation split (a round 5 % step, at most 30 %) that reaches 50 images and 5 a
-    class, or at least 5 a class; None when none does or a validation folder is used."""
-    if config.data.validation_dir is not None:
-        return None
-    totals = {k: int(train_counts.get(k, 0)) + int(validation_counts.get(k, 0)) for k in validation_counts}
-    everything = sum(totals.values())
-    if not everything or min(totals.values()) <= 0:
-        return None
-    per_class = VAL_MIN_PER_CLASS / min(totals.values())
-    for needed in (max(per_class, VAL_MIN_IMAGES / everything), per_class):
-        split = math.ceil(needed * 20 - 1e-9) / 20
-        if config.data.validation_split < split <= 0.3:
-            return split
-    return None
-
-
-def data_leakage(train_files: list[str], validation_files: list[str]) -> list[Hint]:
-    if not train_files or not validation_files:
-        return []
-    report = duplicates.find_cross_duplicates(
-        list(train_files), list(validation_files),
-        seconds_budget=duplicates.NEAR_DUPLICATE_SECONDS_BUDGET)
-    found: list[Hint] = []
-    if not report.near_checked:
-        found.append(Hint(
-            id="duplicate_check_skipped", severity="info",
-            title="Near-duplicate check skipped",
-            message=(f"Comparing thumbnails of {report.files} images would take about "
-                     f"{report.projected_seconds:.0f} s, so only byte-identical copies between "
-                     "training and validation were looked for."),
-            evidence={"files": report.files, "projected_seconds": round(report.projected_seconds, 1),
-                      "exact_duplicates": len(report.exact)}))
-    affected = report.validation_files_affected
-    if affected:
-        pairs = [{"train": t, "validation": v, "kind": "exact"} for t, v in report.exact]
-        pairs += [{"train": t, "validation": v, "kind": "near", "correlation": round(c, 4)}
-                  for t, v, c in report.near]
-        share = affected / len(validation_files)
-        found.append(Hint(
-            id="data_leakage", severity="warning",
-            title="Validation images also appear in training",
-            message=(f"{affected} of {len(validation_files)} validation images ({_percent(share)}) "
-                     f"are copies of training images ({len(report.exact)} identical files, "
-                     f"{len(report.near)} near-identical: re-saved, resized or recoloured). The "
-                     "model is scored on pictures it learned, so validation accuracy overstates "
-                     "how it does on new ones. Remove the copies from one side (the evidence "
-                     "lists them), or keep validation images in their own `data.validation_dir`."),
-            evidence={"exact": len(report.exact), "near": len(report.near),
-                      "validation_images_affected": affected,
-                      "pairs": pairs[:MAX_LISTED_DUPLICATES], "more_pairs": max(0, len(pairs) - MAX_LISTED_DUPLICATES),
-                      "seconds": round(report.seconds, 2)}))
-    return found
+# -- the loss diverged ------------------------------------------------------------------------
+def lr_too_high(phase: str, epoch: int, batch: int, loss: float, learning_rate: float, *,
+                reason: str, reference: float | None = None) -> Hint:
+    """The loss diverged (non-finite, or far above its starting level): the run stops."""
+    evidence = {"loss": str(loss), "epoch": epoch, "batch": batch, "learning_rate": learning_rate,
+                "phase": phase}
+    if reference is not None:
+        evidence.update(reference_loss=round(reference, 4), factor=DIVERGENCE_FACTOR)
+    return Hint(
+        id="lr_too_high", severity="error", title="Loss diverged: learning rate too high",
+        message=(f"At batch {batch} of epoch {epoch} {reason}, so the run was stopped. "
+                 + ("The best model so far is kept. " if epoch > 1 else
+                    "No epoch had completed, so no model was saved. ")
+                 + f"Try a learning rate ten times lower "
+                 f"({learning_rate / 10:.2g}), or find one with `python main.py lr-find`."),
+        evidence=evidence,
+        fixes=[{learning_rate_key(phase): float(f"{learning_rate / 10:.2g}")}])
 
 
 # -- the start of training --------------------------------------------------------------------
@@ -165,7 +45,7 @@ def initial_loss_off(verdict: str, first: float, mean: float, num_classes: int, 
     evidence = {"first_batch_loss": round(first, 4), "mean_loss": round(mean, 4), "batches": batches,
                 "expected": round(expected, 4), "num_classes": num_classes}
     if verdict == "high":
-        fixes = [] if _config(config).schedule.warmup_epochs > 0 else [{"schedule.warmup_epochs": 1.0}]
+        fixes = [] if config_or_default(config).schedule.warmup_epochs > 0 else [{"schedule.warmup_epochs": 1.0}]
         return Hint(
             id="initial_loss_off", severity="warning", title="Initial loss far above ln(C)",
             message=(f"The untrained model's loss was {first:.2f} (mean of the first {batches} "
@@ -202,7 +82,7 @@ def lr_too_low(evidence: dict[str, Any] | None, context: dict[str, Any]) -> Hint
                  f"{evidence['chance_loss']:.3f}. At {rate:.2g} the model learns too "
                  f"slowly to get anywhere: try {higher:.2g}, or find a rate with "
                  "`python main.py lr-find`."),
-        evidence=evidence, fixes=[{_key(phase): higher}])
+        evidence=evidence, fixes=[{learning_rate_key(phase): higher}])
 
 
 def overfitting(evidence: dict[str, Any] | None, config: Config | None) -> Hint | None:
@@ -214,14 +94,14 @@ def overfitting(evidence: dict[str, Any] | None, config: Config | None) -> Hint 
                 f"while the training loss kept falling ({evidence['best_epoch_loss']:.3f} -> "
                 f"{evidence['loss']:.3f}).")
     else:
-        what = (f"Training accuracy is {_percent(evidence['accuracy'])} but validation accuracy "
-                f"{_percent(evidence['val_accuracy'])} (epoch {evidence['epoch']}).")
+        what = (f"Training accuracy is {percent(evidence['accuracy'])} but validation accuracy "
+                f"{percent(evidence['val_accuracy'])} (epoch {evidence['epoch']}).")
     return Hint(
         id="overfitting", severity="warning", title="Overfitting: the model memorizes the training images",
         message=(what + " The model learns the training images rather than the classes. More "
                  "images help most; augmentation, dropout and L2 make memorizing harder; early "
                  "stopping ends the run at the best epoch (best.keras already holds it)."),
-        evidence=evidence, fixes=_overfitting_fixes(_config(config)))
+        evidence=evidence, fixes=_overfitting_fixes(config_or_default(config)))
 
 
 def _overfitting_fixes(config: Config) -> list[dict[str, Any]]:
@@ -275,7 +155,7 @@ _MODERATE = (
 def too_much_regularization(evidence: dict[str, Any] | None, config: Config | None) -> Hint | None:
     if evidence is None:
         return None
-    config = _config(config)
+    config = config_or_default(config)
     heavy = {key: moderate for key, get, limit, moderate in _MODERATE if get(config) > limit}
     names = ", ".join(f"{k.split('.')[-1]} {_value(config, k)}" for k in heavy) or "dropout and augmentation"
     fixes = [heavy] if heavy else [{"model.head.dropout": min(0.2, config.model.head.dropout)}]
@@ -301,7 +181,7 @@ def _value(config: Config, dotted: str) -> Any:
 def val_stuck_at_chance(evidence: dict[str, Any] | None, config: Config | None) -> Hint | None:
     if evidence is None:
         return None
-    config = _config(config)
+    config = config_or_default(config)
     momentum = config.model.batch_norm_momentum
     trains_batch_norm = config.model.weights == "none"
     fixes = []
@@ -309,9 +189,9 @@ def val_stuck_at_chance(evidence: dict[str, Any] | None, config: Config | None) 
         fixes.append({"model.batch_norm_momentum": 0.9})
     return Hint(
         id="val_stuck_at_chance", severity="warning", title="Validation stays at chance while training learns",
-        message=(f"Training accuracy reached {_percent(evidence['accuracy'])}, but validation accuracy "
-                 f"is {_percent(evidence['val_accuracy'])}, what always predicting the largest class "
-                 f"scores ({_percent(evidence['chance_accuracy'])}). Usual causes: BatchNormalization "
+        message=(f"Training accuracy reached {percent(evidence['accuracy'])}, but validation accuracy "
+                 f"is {percent(evidence['val_accuracy'])}, what always predicting the largest class "
+                 f"scores ({percent(evidence['chance_accuracy'])}). Usual causes: BatchNormalization "
                  "layers that train (from scratch, or unfrozen) with moving statistics that have "
                  "not caught up, so the model behaves differently at validation (a lower "
                  "`model.batch_norm_momentum`, a larger batch or a larger image size help); or "
@@ -322,7 +202,7 @@ def val_stuck_at_chance(evidence: dict[str, Any] | None, config: Config | None) 
 def plateau(evidence: dict[str, Any] | None, config: Config | None) -> Hint | None:
     if evidence is None:
         return None
-    config = _config(config)
+    config = config_or_default(config)
     if config.training.early_stopping.patience > 0:
         return None  # early stopping will end the phase: nothing to add
     fixes: list[dict[str, Any]] = [{"training.early_stopping.patience": 3}]
@@ -340,12 +220,12 @@ def plateau(evidence: dict[str, Any] | None, config: Config | None) -> Hint | No
 
 # -- gradients --------------------------------------------------------------------------------
 def exploding_gradients(evidence: dict[str, Any], phase: str, context: dict[str, Any]) -> Hint:
-    config = _config(context.get("config"))
+    config = config_or_default(context.get("config"))
     rate = context.get("learning_rate") or 1e-3
     fixes = []
     if config.optimizer.clipvalue == 0 and config.optimizer.clipnorm == 0:
         fixes.append({"optimizer.clipnorm": 1.0})
-    fixes.append({_key(phase): rounded_rate(rate / 10)})
+    fixes.append({learning_rate_key(phase): rounded_rate(rate / 10)})
     if evidence["kind"] == "non_finite":
         what = f"The gradient norm is {evidence['total_norm']}"
     else:
@@ -360,7 +240,7 @@ def exploding_gradients(evidence: dict[str, Any], phase: str, context: dict[str,
 
 
 def vanishing_gradients(evidence: dict[str, Any], config: Config | None) -> Hint:
-    config = _config(config)
+    config = config_or_default(config)
     fixes = []
     if config.training.fine_tune_layers == "all" and config.model.weights != "none":
         fixes.append({"training.fine_tune_layers": 30})
@@ -376,10 +256,10 @@ def vanishing_gradients(evidence: dict[str, Any], config: Config | None) -> Hint
 
 # -- the batch-to-batch loss, the end of the run ------------------------------------------------
 def oscillating(evidence: dict[str, Any], context: dict[str, Any]) -> Hint:
-    config = _config(context.get("config"))
+    config = config_or_default(context.get("config"))
     phase = evidence["phase"]
     rate = context.get("learning_rate") or evidence.get("learning_rate") or 1e-3
-    fixes: list[dict[str, Any]] = [{_key(phase): rounded_rate(rate / 3)}]
+    fixes: list[dict[str, Any]] = [{learning_rate_key(phase): rounded_rate(rate / 3)}]
     if config.data.batch_size < 64:
         fixes.append({"data.batch_size": min(4096, config.data.batch_size * 4)})
     return Hint(
@@ -403,7 +283,7 @@ def _more_epochs(config: Config, phase: str) -> dict[str, Any]:
 
 
 def underfitting(evidence: dict[str, Any], context: dict[str, Any]) -> Hint:
-    config = _config(context.get("config"))
+    config = config_or_default(context.get("config"))
     phase = evidence["phase"]
     rate = context.get("learning_rate") or evidence.get("learning_rate") or 1e-3
     capacity: list[dict[str, Any]] = []
@@ -419,7 +299,7 @@ def underfitting(evidence: dict[str, Any], context: dict[str, Any]) -> Hint:
         heavy.setdefault("model.head.dropout", 0.1)
     less_regularization = [heavy] if heavy else []
     longer = [_more_epochs(config, phase)]
-    faster = [{_key(phase): rounded_rate(min(10.0, rate * 3))}]
+    faster = [{learning_rate_key(phase): rounded_rate(min(10.0, rate * 3))}]
     if evidence.get("still_improving"):
         fixes = longer + capacity + faster + less_regularization
         progress = " The validation loss was still falling, so more epochs come first."
@@ -430,9 +310,9 @@ def underfitting(evidence: dict[str, Any], context: dict[str, Any]) -> Hint:
         id="underfitting", severity="warning", title="Underfitting: the model fits neither set well",
         message=(f"At the end of the run (epoch {evidence['epoch']}) the training loss is "
                  f"{evidence['loss']:.3f} and the validation loss {evidence['val_loss']:.3f}, still "
-                 f"{_percent(evidence['loss_fraction'])} of what guessing scores "
+                 f"{percent(evidence['loss_fraction'])} of what guessing scores "
                  f"(ln C = {evidence['chance_loss']:.3f}), with training accuracy "
-                 f"{_percent(evidence['accuracy'])} and no gap to validation: the model cannot even "
+                 f"{percent(evidence['accuracy'])} and no gap to validation: the model cannot even "
                  "fit the training images. Give it more capacity (unfreeze more layers, a hidden "
                  "layer in the head), less regularization, a higher learning rate or more epochs."
                  + progress),
@@ -440,7 +320,7 @@ def underfitting(evidence: dict[str, Any], context: dict[str, Any]) -> Hint:
 
 
 def not_converged(evidence: dict[str, Any], config: Config | None) -> Hint:
-    config = _config(config)
+    config = config_or_default(config)
     phase = evidence["phase"]
     values = " -> ".join(f"{v:.4g}" for v in evidence["values"])
     return Hint(

@@ -1,8 +1,7 @@
-"""The bridge between ``model.fit`` and the event stream.
+"""The bridge between ``model.fit`` and the event stream: single-job Keras callbacks.
 
-``EventBridge`` does constant-time work per batch (a few float conversions, a stop-flag
-check) and emits ``BatchEnd`` at most every ~0.1 s, like Keras's own ``Progbar``
-throttles its redraws. Cancellation and divergence end the epoch by setting
+``bridge_callbacks`` returns them in the order they must run; each does constant-time
+work per batch. Cancellation and divergence end the epoch by setting
 ``model.stop_training`` (as Keras's ``TerminateOnNaN`` and ``EarlyStopping`` do); the
 interrupted epoch is then not recorded, so an incomplete or diverged epoch can never
 become "best".
@@ -13,169 +12,216 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import keras
 
 from training.diagnostics.monitor import Diagnostics
 from training.engine.optim import current_learning_rate
+from training.engine.state import EpochProgress, RunState
 from training.events import BatchEnd, EpochEnd, Event
 from training.rundir import atomic_path, keras_temp_folder, verify_keras_archive
 
+__all__ = ["RunState", "bridge_callbacks"]
+
+# Keras's own Progbar redraws at most this often; the GUI's plots refresh at the same pace.
 EMIT_INTERVAL_SECONDS = 0.1
 
 
-@dataclass
-class RunState:
-    """What the run knows across phases; touched only by the training thread."""
-    monitor: str
-    planned_epochs: int
-    total_steps: int
-    phase: str = ""
-    steps_per_epoch: int = 1
-    best_value: float | None = None
-    best_epoch: int = 0
-    best_metrics: dict[str, Any] = field(default_factory=dict)
-    stop_reason: str | None = None
-    interrupted: bool = False
-    history: list[dict[str, Any]] = field(default_factory=list)
-    global_step: int = 0
-    started: float = field(default_factory=time.monotonic)
+def bridge_callbacks(state: RunState, emit: Callable[[Event], None], stop: threading.Event, *,
+                     batch_size: int, train_count: int, best_path: Path,
+                     diagnostics: Diagnostics | None = None) -> list[keras.callbacks.Callback]:
+    """The bridge's callbacks, in the order Keras must call them.
 
-    def restore(self, checkpoint) -> None:
-        """Continues from a ``training.engine.checkpoint.ResumeState``."""
-        self.best_value = checkpoint.best_value
-        self.best_epoch = checkpoint.best_epoch
-        self.best_metrics = dict(checkpoint.best_metrics)
-        self.history = [dict(row) for row in checkpoint.history]
-        self.global_step = checkpoint.global_step
-
-    def improves(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
-        if self.best_value is None:
-            return True
-        return value < self.best_value if self.monitor == "val_loss" else value > self.best_value
+    Within each hook: the meter first (everything after it reads this batch's numbers); the
+    divergence guard before the stop flag (a run that diverged says so even when the user
+    also pressed Stop); the saver before the monitor records a new best (the run's best is
+    never an epoch whose model failed to save); the emitter last (a batch that stopped the
+    run is reported, and an epoch's event says whether it became the best).
+    """
+    diagnostics = diagnostics or Diagnostics(num_classes=2, phase_learning_rates={})
+    progress = EpochProgress()
+    return [
+        ProgressMeter(state, progress, batch_size=batch_size, train_count=train_count),
+        DivergenceGuard(state, progress, diagnostics),
+        StopFlag(state, stop),
+        BestModelSaver(state, progress, best_path),
+        ImprovementMonitor(state, progress),
+        EventEmitter(state, progress, emit, diagnostics),
+    ]
 
 
-class EventBridge(keras.callbacks.Callback):
-    """Turns Keras callbacks into events, checks the stop flag and saves the best model."""
+def _request_stop(model: keras.Model, state: RunState, reason: str) -> None:
+    state.stop(reason)
+    model.stop_training = True
 
-    def __init__(self, state: RunState, emit: Callable[[Event], None], stop: threading.Event, *,
-                 batch_size: int, train_count: int, best_path: Path,
-                 diagnostics: Diagnostics | None = None):
+
+class ProgressMeter(keras.callbacks.Callback):
+    """Counts steps and images, derives each batch's own loss and accuracy from Keras's
+    running means, and builds each completed epoch's metrics row."""
+
+    def __init__(self, state: RunState, progress: EpochProgress, *, batch_size: int, train_count: int):
         super().__init__()
-        self.state = state
-        self.diagnostics = diagnostics or Diagnostics(num_classes=2, phase_learning_rates={})
-        self.emit = emit
-        self.stop = stop
-        self.batch_size = batch_size
-        self.train_count = train_count
-        self.best_path = best_path
-        self._epoch_start = 0.0
-        self._train_end = 0.0
-        self._last_emit = 0.0
-        self._seen = 0
-        self._epoch_index = 0
-        self._loss_mean = 0.0
-        self._accuracy_mean = 0.0
-
-    # -- stopping -----------------------------------------------------------------
-    def _request_stop(self, reason: str) -> None:
-        if self.state.stop_reason is None:
-            self.state.stop_reason = reason
-        self.state.interrupted = True
-        self.model.stop_training = True
+        self.state, self.progress = state, progress
+        self.batch_size, self.train_count = batch_size, train_count
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self.state.interrupted = False
-        self._epoch_index = epoch
-        self._epoch_start = time.monotonic()
-        self._train_end = self._epoch_start
-        self._seen = 0
-        self._loss_mean = self._accuracy_mean = 0.0
-        if self.stop.is_set():
-            self._request_stop("stopped")
+        self.progress.begin(epoch, time.monotonic())
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        logs = logs or {}
+        logs, p = logs or {}, self.progress
         self.state.global_step += 1
-        batches = self.state.steps_per_epoch
         seen = min((batch + 1) * self.batch_size, self.train_count)
-        size = max(1, seen - self._seen)
+        size = max(1, seen - p.seen)
         # Keras logs running means over the epoch weighted by batch size; the batch's own
         # values follow from two consecutive means.
         loss_mean = float(logs.get("loss", math.nan))
         accuracy_mean = float(logs.get("accuracy", math.nan))
-        loss = (loss_mean * seen - self._loss_mean * self._seen) / size
-        accuracy = (accuracy_mean * seen - self._accuracy_mean * self._seen) / size
-        self._seen, self._loss_mean, self._accuracy_mean = seen, loss_mean, accuracy_mean
-        self._train_end = time.monotonic()
-
+        loss = (loss_mean * seen - p.loss_mean * p.seen) / size
+        p.accuracy = (accuracy_mean * seen - p.accuracy_mean * p.seen) / size
         # A running mean that turned non-finite means this batch diverged.
-        if not math.isfinite(loss_mean):
-            loss = loss_mean
-        learning_rate = current_learning_rate(self.model.optimizer)
-        hints, diverged = self.diagnostics.observe_batch(
-            phase=self.state.phase, epoch=self._epoch_number(), batch=batch + 1,
-            step=self.state.global_step, loss=loss, accuracy=accuracy,
-            learning_rate=learning_rate)
-        if diverged:
-            self._request_stop("diverged")
-        elif self.stop.is_set():
-            self._request_stop("stopped")
+        p.loss = loss if math.isfinite(loss_mean) else loss_mean
+        p.seen, p.loss_mean, p.accuracy_mean = seen, loss_mean, accuracy_mean
+        p.batch, p.hints = batch + 1, []
+        p.train_end = time.monotonic()
+        p.learning_rate = current_learning_rate(self.model.optimizer)
 
-        now = self._train_end
-        if now - self._last_emit >= EMIT_INTERVAL_SECONDS or batch + 1 >= batches or self.state.interrupted:
-            self._last_emit = now
-            elapsed = max(1e-9, now - self._epoch_start)
-            step_seconds = elapsed / (batch + 1)
-            remaining = max(0, self.state.total_steps - self.state.global_step)
-            self.emit(BatchEnd(
-                phase=self.state.phase, epoch=self._epoch_number(), batch=batch + 1, batches=batches,
-                step=self.state.global_step, loss=loss, accuracy=accuracy,
-                learning_rate=learning_rate, images_per_second=seen / elapsed, eta_seconds=remaining * step_seconds))
-        for hint in hints:
-            self.emit(hint)
-
-    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if self.stop.is_set():
-            self._request_stop("stopped")
-            self.model.stop_evaluating = True
-
-    # -- epoch end: record, keep the best -------------------------------------------
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        p = self.progress
         if self.state.interrupted:
+            p.row = None
             return
         logs = logs or {}
-        train_seconds = max(1e-9, self._train_end - self._epoch_start)
-        row = {
+        train_seconds = max(1e-9, p.train_end - p.started)
+        p.row = {
             "epoch": epoch + 1, "phase": self.state.phase,
             "loss": float(logs.get("loss", math.nan)), "accuracy": float(logs.get("accuracy", math.nan)),
             "val_loss": float(logs.get("val_loss", math.nan)),
             "val_accuracy": float(logs.get("val_accuracy", math.nan)),
             "learning_rate": current_learning_rate(self.model.optimizer),
-            "seconds": time.monotonic() - self._epoch_start,
-            "images_per_second": self._seen / train_seconds,
+            "seconds": time.monotonic() - p.started,
+            "images_per_second": p.seen / train_seconds,
         }
-        is_best = self.state.improves(row[self.state.monitor])
-        if is_best:
-            self._save_best()
-            self.state.best_value = row[self.state.monitor]
-            self.state.best_epoch = epoch + 1
-            self.state.best_metrics = dict(row)
-        self.state.history.append(row)
-        self.emit(EpochEnd(epochs=self.state.planned_epochs, is_best=is_best, **row))
-        for hint in self.diagnostics.observe_epoch(dict(row)):
-            self.emit(hint)
 
-    def _save_best(self) -> None:
+
+class DivergenceGuard(keras.callbacks.Callback):
+    """Ends the run at once when the diagnostics see the loss diverge (non-finite, or far
+    above its starting level), as Keras's ``TerminateOnNaN`` does; keeps the batch's hints
+    for the emitter."""
+
+    def __init__(self, state: RunState, progress: EpochProgress, diagnostics: Diagnostics):
+        super().__init__()
+        self.state, self.progress, self.diagnostics = state, progress, diagnostics
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        p = self.progress
+        p.hints, diverged = self.diagnostics.observe_batch(
+            phase=self.state.phase, epoch=p.epoch_number, batch=p.batch, step=self.state.global_step,
+            loss=p.loss, accuracy=p.accuracy, learning_rate=p.learning_rate)
+        if diverged:
+            _request_stop(self.model, self.state, "diverged")
+
+
+class StopFlag(keras.callbacks.Callback):
+    """Cooperative cancel: the user's stop flag ends the run within one batch, also during
+    validation."""
+
+    def __init__(self, state: RunState, stop: threading.Event):
+        super().__init__()
+        self.state, self.stop = state, stop
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.state.interrupted = False
+        self._check()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._check()
+
+    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self._check():
+            self.model.stop_evaluating = True
+
+    def _check(self) -> bool:
+        if self.stop.is_set():
+            _request_stop(self.model, self.state, "stopped")
+            return True
+        return False
+
+
+class BestModelSaver(keras.callbacks.Callback):
+    """Saves the model to ``best_path`` when a completed epoch beats the run's best: atomically
+    and verified, so a crash or a full disk leaves the previous best model intact. An
+    interrupted epoch, or one whose score is not finite, is never saved."""
+
+    def __init__(self, state: RunState, progress: EpochProgress, best_path: Path):
+        super().__init__()
+        self.state, self.progress, self.best_path = state, progress, best_path
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        row = self.progress.row
+        if row is not None and self.state.improves(row[self.state.monitor]):
+            self.save()
+
+    def save(self) -> None:
         # Keras's temporary folders go into the run folder, where a kill's leftovers are found.
         with atomic_path(self.best_path, verify=verify_keras_archive) as tmp, \
                 keras_temp_folder(self.best_path.parent):
             self.model.save(tmp)
 
-    def _epoch_number(self) -> int:
-        return self._epoch_index + 1
+
+class ImprovementMonitor(keras.callbacks.Callback):
+    """Keeps the run's score, in the manner of Keras's ``MonitorCallback`` (``monitor``,
+    ``mode``, ``best``): each completed epoch joins the history and becomes the best when
+    it improves on the best so far. The best lives in ``RunState``, so it survives a resume
+    and a worse epoch after it never replaces the best model."""
+
+    def __init__(self, state: RunState, progress: EpochProgress):
+        super().__init__()
+        self.state, self.progress = state, progress
+        self.monitor, self.mode = state.monitor, state.mode
+
+    @property
+    def best(self) -> float | None:
+        return self.state.best_value
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        row = self.progress.row
+        if row is not None:
+            self.progress.is_best = self.state.record_epoch(row)
+
+
+class EventEmitter(keras.callbacks.Callback):
+    """``BatchEnd`` at most every ``EMIT_INTERVAL_SECONDS`` (and always for an epoch's last
+    batch or one that stopped the run), ``EpochEnd`` for each recorded epoch, and the
+    diagnostics' hints after the event they belong to."""
+
+    def __init__(self, state: RunState, progress: EpochProgress, emit: Callable[[Event], None],
+                 diagnostics: Diagnostics):
+        super().__init__()
+        self.state, self.progress, self.emit, self.diagnostics = state, progress, emit, diagnostics
+        self._last_emit = 0.0
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        p, state = self.progress, self.state
+        now = p.train_end
+        if (now - self._last_emit >= EMIT_INTERVAL_SECONDS or p.batch >= state.steps_per_epoch
+                or state.interrupted):
+            self._last_emit = now
+            elapsed = max(1e-9, now - p.started)
+            remaining = max(0, state.total_steps - state.global_step)
+            self.emit(BatchEnd(
+                phase=state.phase, epoch=p.epoch_number, batch=p.batch, batches=state.steps_per_epoch,
+                step=state.global_step, loss=p.loss, accuracy=p.accuracy,
+                learning_rate=p.learning_rate, images_per_second=p.seen / elapsed,
+                eta_seconds=remaining * elapsed / p.batch))
+        for hint in p.hints:
+            self.emit(hint)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        row = self.progress.row
+        if row is None:
+            return
+        self.emit(EpochEnd(epochs=self.state.planned_epochs, is_best=self.progress.is_best, **row))
+        for hint in self.diagnostics.observe_epoch(dict(row)):
+            self.emit(hint)

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import h5py
 import keras
 import numpy as np
 
@@ -90,8 +91,6 @@ def _close_hdf5_file(path: Path) -> None:
     process ends in a segmentation fault. Emptying the file first frees its space, so the
     close succeeds; the file is deleted right after anyway.
     """
-    import h5py
-
     target = os.path.abspath(path)
     for file_id in h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE):
         try:
@@ -119,8 +118,6 @@ def check_weights_file(run_dir: Path, state: ResumeState) -> None:
     Raises:
         RunDirError: the file is damaged or incomplete.
     """
-    import h5py
-
     path = Path(run_dir) / CHECKPOINT_DIR / state.weights_file
     try:
         with h5py.File(path, "r") as handle:

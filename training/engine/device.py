@@ -6,12 +6,13 @@ import os
 import platform
 import sys
 
+import keras
+import numpy
+import tensorflow as tf
+
 
 def describe_device() -> str:
     """e.g. "GPU: NVIDIA H100 (float32)" or "CPU: 2 threads"."""
-    import keras
-    import tensorflow as tf
-
     gpus = tf.config.list_physical_devices("GPU")
     precision = keras.mixed_precision.global_policy().name
     if gpus:
@@ -27,10 +28,6 @@ def describe_device() -> str:
 
 
 def versions() -> dict[str, str]:
-    import keras
-    import numpy
-    import tensorflow as tf
-
     return {
         "python": platform.python_version(),
         "tensorflow": tf.__version__,

@@ -2,7 +2,7 @@
 
 Schedules are defined in epochs in the config (what a person thinks in) and converted to
 optimizer steps here. Each training phase gets a fresh optimizer whose schedule starts at
-step 0 with that phase's base rate (the fine-tuning phase uses about a tenth of the head's).
+step 0 with that phase's base rate (``training.engine.recipe`` says which rate and why).
 
 Formulas, with ``s`` the 0-based step, ``E`` the steps per epoch and ``lr`` the base rate:
 

@@ -1,17 +1,19 @@
 """``run_training``: from a config to a trained, recorded classifier.
 
 The transfer-learning recipe is a sequence of named phases (keras-io
-``guides/transfer_learning.py``):
+``guides/transfer_learning.py``; ``training.engine.recipe`` says which run, for how long
+and at which rate):
 
 1. ``head``: the backbone is frozen (and, when pretrained, called with ``training=False``
    so its BatchNorm layers stay in inference mode); only the new head learns.
 2. ``fine_tune``: the top ``training.fine_tune_layers`` layers of the backbone are
    unfrozen (BatchNorm layers stay frozen unless training from scratch), the model is
-   recompiled with a fresh optimizer at ``training.fine_tune_learning_rate`` (default a
-   tenth of the head's) and training continues.
+   recompiled with a fresh optimizer at the fine-tuning rate and training continues.
 
 A phase with 0 epochs is skipped. ``model.weights: "none"`` with ``fine_tune_layers:
 "all"`` trains from scratch.
+
+This module imports Keras; ``training.api`` imports it only when a run starts.
 """
 
 from __future__ import annotations
@@ -22,49 +24,52 @@ import time
 import traceback
 import warnings
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import keras
+
+from models.classifier import build_classifier
+from models.registry import check_image_size, get_spec
 from training.config import Config, ConfigError
+from training.data.augment import build_augmenter
+from training.data.pipeline import prepare_data as prepare_data_bundle
+from training.data.sample import resolve_data_dir
+from training.diagnostics.gradients import GradientProbe, fixed_batch
 from training.diagnostics.monitor import Diagnostics
-from training.engine.checkpoint import (
-    ResumableEarlyStopping,
-    ResumableReduceLROnPlateau,
-    ResumeCheckpoint,
-    ResumeState,
-    check_weights_file,
-    restore_checkpoint,
+from training.engine.checkpoint import ResumeState, restore_checkpoint
+from training.engine.data_report import DataReportFile
+from training.engine.device import describe_device
+from training.engine.download import fetch_imagenet_weights
+from training.engine.errors import StopRequested, user_message
+from training.engine.phase import (
+    compile_phase,
+    describe_phase,
+    phase_callbacks,
+    probes_gradients,
+    set_trainable,
 )
-from training.engine.recipe import PHASES, fine_tune_learning_rate, phase_epochs, phase_learning_rate
+from training.engine.recipe import PHASES, PhasePlan, fine_tune_learning_rate, phase_learning_rate, phase_plan
+from training.engine.resume import ResumeRefused, check_same_classes, prepare_resume
+from training.engine.state import RunState
+from training.engine.summary import now_iso, run_summary
 from training.events import EventCallback, Failed, Finished, Log, PhaseChanged, RunStarted
-from training.files import display_path, is_regular_file
 from training.rundir import (
     BEST_MODEL,
+    CONFIG_FILE,
+    SUMMARY_FILE,
     RunDirError,
     RunRecorder,
-    absolute_run_dir,
-    clear_unfinished_start,
-    disk_full_message,
     fan_out,
-    inspect_resume,
-    is_disk_full,
-    lock_run_dir,
     prepare_run_dir,
-    remove_leftovers,
-    require_run_folder,
     write_json_atomic,
     write_text_atomic,
 )
-from training.rundir.labels import LabelsError, read_labels, write_labels
+from training.rundir.labels import write_labels
 
 # The pipeline drops undecodable files, so its length is unknown to Keras, which then
 # warns at the end of every epoch that the input "ran out of data": expected here.
 warnings.filterwarnings("ignore", message="Your input ran out of data", category=UserWarning)
-
-
-class StopRequested(Exception):
-    """The stop flag was set before training began (e.g. during a download)."""
 
 
 @dataclass
@@ -96,9 +101,32 @@ def run_training(config: Config, *, run_dir: str | Path, on_event: EventCallback
         return _run_session(config, lock.path, on_event, stop, started)
 
 
+def resume_training(run_dir: str | Path, *, on_event: EventCallback,
+                    stop: threading.Event | None = None) -> RunResult:
+    """Continues a stopped, killed or crashed run from its last completed epoch.
+
+    The run goes on in the same folder with the same config.json: same weights, optimizer
+    state, schedule position, epoch counter and best-so-far score, so a worse epoch after
+    the resume never replaces the best model. Everything is checked before anything is
+    written (``training.engine.resume``); a refused resume leaves the folder as it was.
+
+    A run that completed no epoch (killed or failed in its first) has no checkpoint: it
+    starts over in the same folder with its own config.json.
+    """
+    stop = stop or threading.Event()
+    started = time.monotonic()
+    try:
+        ready = prepare_resume(run_dir)
+    except ResumeRefused as refused:
+        return _refused(refused.error, refused.run_dir, on_event)
+    with ready.lock:
+        return _run_session(ready.config, ready.lock.path, on_event, stop, started,
+                            resume=ready.checkpoint, notice=ready.notice)
+
+
 def _refused(error: Exception, run_dir: str, on_event: EventCallback) -> RunResult:
     """A run that could not begin: nothing was written, the listeners hear why."""
-    message = _user_message(error, Path(run_dir))
+    message = user_message(error, Path(run_dir))
     on_event(Failed(message=message, error_type=type(error).__name__, run_dir=run_dir))
     return RunResult(run_dir=run_dir, stop_reason="failed", error=message,
                      error_type=type(error).__name__)
@@ -127,7 +155,7 @@ def _run_session(config: Config, path: Path, on_event: EventCallback, stop: thre
     try:
         return session.run()
     except Exception as error:  # noqa: BLE001 - every failure becomes a Failed event
-        message = _user_message(error, path)
+        message = user_message(error, path)
         failed = Failed(message=message, error_type=type(error).__name__, run_dir=str(path),
                         details=traceback.format_exc())
         listeners(failed)
@@ -142,66 +170,6 @@ def _run_session(config: Config, path: Path, on_event: EventCallback, stop: thre
                          history=session.history)
     finally:
         recorder.close()
-
-
-def resume_training(run_dir: str | Path, *, on_event: EventCallback,
-                    stop: threading.Event | None = None) -> RunResult:
-    """Continues a stopped, killed or crashed run from its last completed epoch.
-
-    The run goes on in the same folder with the same config.json: same weights, optimizer
-    state, schedule position, epoch counter and best-so-far score, so a worse epoch after
-    the resume never replaces the best model. Everything is checked before anything is
-    written: the folder (a run folder, no links, not in use), config.json, the checkpoint
-    (state and weights file), the labels, and then, in the session, the data folder's
-    classes and the model built from config.json against the checkpoint. A refused resume
-    leaves the folder as it was.
-
-    A run that completed no epoch (killed or failed in its first) has no checkpoint: it
-    starts over in the same folder with its own config.json.
-    """
-    stop = stop or threading.Event()
-    started = time.monotonic()
-    lock = None
-    try:
-        path = absolute_run_dir(run_dir)
-        require_run_folder(path)
-        lock = lock_run_dir(path)
-        plan = inspect_resume(path)
-        checkpoint = None
-        if plan.state is not None:
-            checkpoint = ResumeState.from_dict(plan.state)
-            check_weights_file(path, checkpoint)
-    except (ConfigError, RunDirError, LabelsError, OSError, ValueError) as error:
-        if lock is not None:
-            lock.release()
-        return _refused(error, str(run_dir if lock is None else lock.path), on_event)
-    with lock:
-        try:
-            remove_leftovers(path, weights_in_use=checkpoint.weights_file if checkpoint else None)
-            if checkpoint is None:
-                clear_unfinished_start(path)
-        except OSError as error:
-            return _refused(error, str(path), on_event)
-        if checkpoint is not None:
-            return _run_session(plan.config, path, on_event, stop, started, resume=checkpoint)
-        notice = (f"No epoch of the earlier run in {path} completed, so there is nothing to "
-                  "resume: the run starts over in the same folder with its config.json.")
-        return _run_session(plan.config, path, on_event, stop, started, notice=notice)
-
-
-def _user_message(error: Exception, run_dir: Path) -> str:
-    from training.data.errors import DataError
-
-    if is_disk_full(error):
-        return disk_full_message(error, run_dir)
-    known = (ConfigError, RunDirError, DataError, LabelsError, ValueError, FileNotFoundError,
-             PermissionError)
-    if isinstance(error, known) or type(error).__name__ == "WeightsUnavailableError":
-        return str(error)
-    if isinstance(error, OSError):
-        return (f"{error.strerror or error} ({getattr(error, 'filename', '') or ''}). "
-                "Check that the disk is not full and the run folder is writable.")
-    return f"Training failed: {type(error).__name__}: {error}"
 
 
 class TrainingSession:
@@ -219,18 +187,17 @@ class TrainingSession:
         # A resume writes nothing into the run folder until the data's classes and the
         # model built from config.json proved to fit the checkpoint (``_begin_writing``).
         self.writing = resume is None
-        self._report_pending = False
         self.run_dir = run_dir
         self.emit = emit
         self.stop = stop
         self.started = started
-        self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        self.state = None
+        self.started_at = now_iso()
+        self.state: RunState | None = None
         self.data = None
+        self.data_report: DataReportFile | None = None
         self.image_size = 0
         self.device = ""
-        self._reported_failures = 0
-        self._decode_skipped: list[dict[str, str]] = []
+        self.plan: list[PhasePlan] = phase_plan(config)
         self.diagnostics: Diagnostics | None = None
 
     @property
@@ -255,24 +222,21 @@ class TrainingSession:
 
     def start(self) -> None:
         """Resolves the config, seeds everything and writes config.json."""
-        import keras
-
-        from models.registry import check_image_size, get_spec
-        from training.data.sample import resolve_data_dir
-        from training.engine.device import describe_device
-
         config = self.config
         spec = get_spec(config.model.backbone)
         self.image_size = config.data.image_size or spec.default_size
         check_image_size(spec.name, self.image_size, config.model.weights)
         config.data.image_size = self.image_size
+        # The plan (and its reasons) is read from the config as given; config.json then
+        # records the rate the fine-tuning phase really uses.
+        self.plan = phase_plan(config)
         config.training.fine_tune_learning_rate = fine_tune_learning_rate(config)
         self.device = describe_device()
         self.emit(RunStarted(run_dir=str(self.run_dir), device=self.device, config=config.to_dict()))
         if self.notice:
             self.emit(Log(self.notice, level="warning"))
         if self.resume is None:
-            write_text_atomic(self.run_dir / "config.json", config.to_json())
+            write_text_atomic(self.run_dir / CONFIG_FILE, config.to_json())
         else:
             self.emit(Log(f"Resuming after epoch {self.resume.epoch} ({self.resume.phase} phase); "
                           f"best so far: epoch {self.resume.best_epoch}."))
@@ -283,21 +247,19 @@ class TrainingSession:
         keras.utils.set_random_seed(config.training.seed)
 
     def prepare_data(self):
-        from training.data.augment import build_augmenter
-        from training.data.pipeline import prepare_data
-
         config = self.config
         self.emit(Log(f"Scanning {config.data.dir} ..."))
         augmenter = build_augmenter(config.augmentation, image_size=self.image_size,
                                     seed=config.training.seed)
-        data = prepare_data(config.data, self.image_size, augmenter=augmenter, seed=config.data.seed)
+        data = prepare_data_bundle(config.data, self.image_size, augmenter=augmenter, seed=config.data.seed)
         if self.resume is None:
             write_labels(self.run_dir, data.classes)
         else:
-            self._check_same_classes(data.classes)
+            check_same_classes(self.run_dir, data.classes, config.data.dir)
         report = data.report()
         self.emit(report)
-        self._write_data_report(data)
+        self.data_report = DataReportFile(self.run_dir, data, self.emit, writing=self.writing)
+        self.data_report.write()
         self.emit(Log("Checking the data: class balance, validation size, duplicates across "
                       "the split ..."))
         self.diagnostics = Diagnostics(
@@ -311,71 +273,25 @@ class TrainingSession:
                       f"{data.validation_count} validation images at {self.image_size} px."))
         return data
 
-    def _check_same_classes(self, classes: list[str]) -> None:
-        """A resume needs the classes the checkpoint's outputs were trained on, in order."""
-        from training.data.errors import DataError
-
-        trained = read_labels(self.run_dir)
-        if classes == trained:
-            return
-        added = [c for c in classes if c not in trained]
-        removed = [c for c in trained if c not in classes]
-        parts = [f"classes added: {', '.join(added)}"] if added else []
-        if removed:
-            parts.append(f"{'' if added else 'classes '}removed: {', '.join(removed)}")
-        change = "; ".join(parts) or "the same classes in another order"
-        raise DataError(
-            f"The classes in {self.config.data.dir} are not the ones this run was trained on "
-            f"({change}). Resuming would give the model's outputs the wrong names. Restore the "
-            "data folder's classes to resume, or start a new run.")
-
     def _begin_writing(self, history: list[dict[str, Any]]) -> None:
         """A resume passed every check: from here on it writes the run folder."""
         self.writing = True  # set first: a failure to write from here on is summarized
         if self.recorder is not None:
             self.recorder.start_writing(history)
-        if self._report_pending:
-            self._write_data_report(self.data)
+        if self.data_report is not None:
+            self.data_report.start_writing()
 
     def build_model(self):
-        from models.classifier import build_classifier
-
         config = self.config
         weights = config.model.weights
         if weights == "imagenet":
-            self._fetch_imagenet_weights()
+            fetch_imagenet_weights(config.model.backbone, self.image_size, self.emit, self.stop)
         self.emit(Log(f"Building {config.model.backbone} (weights: {weights}) ..."))
         return build_classifier(config.model, config.regularization, image_size=self.image_size,
                                 num_classes=len(self.data.classes), seed=config.training.seed)
 
-    def _fetch_imagenet_weights(self) -> None:
-        """Downloads the ImageNet file once, reporting progress as log events."""
-        from models.weights import (
-            ensure_imagenet_weights,
-            imagenet_weights_cached,
-            imagenet_weights_filename,
-            keras_cache_dir,
-        )
-
-        name = self.config.model.backbone
-        if imagenet_weights_cached(name, self.image_size):
-            return
-        filename = imagenet_weights_filename(name, self.image_size)
-        self.emit(Log(f"Downloading ImageNet weights {filename} into {keras_cache_dir()} ..."))
-        reported = [-1]
-
-        def progress(done: int, total: int | None) -> None:
-            if self.stop.is_set():
-                raise StopRequested()
-            tenth = int(10 * done / total) if total else -1
-            if tenth > reported[0]:
-                reported[0] = tenth
-                self.emit(Log(f"Downloading {filename}: {done / 1e6:.1f} of {total / 1e6:.1f} MB"))
-
-        ensure_imagenet_weights(name, self.image_size, progress=progress)
-
     def phases(self) -> list[str]:
-        return [p for p in PHASES if phase_epochs(self.config, p) > 0]
+        return [plan.phase for plan in self.plan]
 
     def train(self, classifier) -> RunResult:
         phases = self.phases()
@@ -394,43 +310,20 @@ class TrainingSession:
 
     def run_phase(self, classifier, phase: str) -> str | None:
         """Trains one phase; returns why it ended early (stopped, diverged, early_stopping)."""
-        import keras
-
-        from models.classifier import freeze_backbone, unfreeze_top_layers
-        from training.engine.callbacks import EventBridge, RunState
-        from training.engine.optim import build_phase_optimizer
-
         config, data = self.config, self.data
-        if self.state is None:
-            planned = sum(phase_epochs(config, p) for p in self.phases())
-            self.state = RunState(monitor=config.training.monitor, planned_epochs=planned,
-                                  total_steps=planned * data.steps_per_epoch,
-                                  steps_per_epoch=data.steps_per_epoch)
-            if self.resume is not None:
-                self.state.restore(self.resume)
-        state = self.state
-        epochs = phase_epochs(config, phase)
-        first_epoch = 0 if phase == "head" else phase_epochs(config, "head")
-        if phase == "head":
-            freeze_backbone(classifier.backbone)
-            description = f"Training the new head; {config.model.backbone} is frozen."
-        else:
-            count = unfreeze_top_layers(classifier.backbone, config.training.fine_tune_layers,
-                                        train_batch_norm=classifier.from_scratch)
-            description = (f"Fine-tuning the top {count} layers of {config.model.backbone} "
-                           f"at learning rate {phase_learning_rate(config, phase):.3g}.")
+        state = self._run_state()
+        plan = next(p for p in self.plan if p.phase == phase)
+        first_epoch = sum(p.epochs for p in self.plan[:self.plan.index(plan)])
+        unfrozen = set_trainable(classifier, config, phase)
         model = classifier.model
-        model.compile(
-            optimizer=build_phase_optimizer(config, phase, data.steps_per_epoch),
-            loss=keras.losses.CategoricalCrossentropy(
-                label_smoothing=config.regularization.label_smoothing),
-            metrics=["accuracy"])
+        compile_phase(model, config, phase, data.steps_per_epoch)
         state.phase = phase
         trainable = sum(int(math.prod(w.shape)) for w in model.trainable_weights)
-        self.emit(PhaseChanged(phase=phase, epochs=epochs, first_epoch=first_epoch + 1,
+        self.emit(PhaseChanged(phase=phase, epochs=plan.epochs, first_epoch=first_epoch + 1,
                                steps_per_epoch=data.steps_per_epoch,
                                learning_rate=phase_learning_rate(config, phase),
-                               trainable_weights=trainable, description=description,
+                               trainable_weights=trainable,
+                               description=describe_phase(config, plan, unfrozen),
                                planned_epochs=state.planned_epochs))
         initial_epoch, restored = first_epoch, {}
         if self.resume is not None and self.resume.phase == phase:
@@ -439,22 +332,15 @@ class TrainingSession:
             initial_epoch, restored = self.resume.epoch, self.resume.callbacks
             self._begin_writing(self.resume.history)
             self.resume = None
-        bridge = EventBridge(state, self.emit, self.stop, batch_size=config.data.batch_size,
-                             train_count=data.train_count, best_path=self.run_dir / BEST_MODEL,
-                             diagnostics=self.diagnostics)
-        callbacks = self._phase_callbacks(bridge, restored)
-        if phase == "fine_tune" and _probes_gradients(config, classifier):
-            from training.diagnostics.gradients import GradientProbe, fixed_batch
-
-            images, labels = fixed_batch(data, self.image_size)
-            callbacks.insert(callbacks.index(bridge) + 1, GradientProbe(
-                images, labels, self.diagnostics, self.emit, backbone=classifier.backbone))
+        callbacks = phase_callbacks(config, data, state, emit=self.emit, stop=self.stop,
+                                    run_dir=self.run_dir, diagnostics=self.diagnostics,
+                                    restored=restored, gradient_probe=self._gradient_probe(classifier))
         early = next((c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)), None)
-        if initial_epoch < first_epoch + epochs:
-            model.fit(data.train, validation_data=data.validation, epochs=first_epoch + epochs,
+        if initial_epoch < first_epoch + plan.epochs:
+            model.fit(data.train, validation_data=data.validation, epochs=first_epoch + plan.epochs,
                       initial_epoch=initial_epoch, class_weight=data.class_weight,
                       callbacks=callbacks, shuffle=False, verbose=0)  # the pipeline shuffles
-        self._report_decode_failures()
+        self.data_report.report_decode_failures()
         if state.stop_reason:
             return state.stop_reason
         if early is not None and early.stopped_epoch > 0:
@@ -464,57 +350,23 @@ class TrainingSession:
             return "early_stopping"
         return None
 
-    def _phase_callbacks(self, bridge, restored: dict[str, Any]) -> list:
-        import keras
+    def _run_state(self) -> RunState:
+        """The run's state, made at the first phase (restored from the checkpoint on resume)."""
+        if self.state is None:
+            planned = sum(p.epochs for p in self.plan)
+            steps = self.data.steps_per_epoch
+            self.state = RunState(monitor=self.config.training.monitor, planned_epochs=planned,
+                                  total_steps=planned * steps, steps_per_epoch=steps)
+            if self.resume is not None:
+                self.state.restore(self.resume)
+        return self.state
 
-        config, data = self.config, self.data
-        # Order matters: the data's epoch is fixed first; EMA weights are swapped in before
-        # the bridge evaluates and saves; the resume checkpoint comes last, after the
-        # early-stopping and plateau counters moved.
-        callbacks: list = [keras.callbacks.LambdaCallback(
-            on_epoch_begin=lambda epoch, logs: data.start_epoch(epoch))]
-        if config.optimizer.ema:
-            callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-        callbacks.append(bridge)
-        stateful: dict[str, Any] = {}
-        if config.training.early_stopping.patience > 0:
-            stateful["early_stopping"] = ResumableEarlyStopping(
-                restored.get("early_stopping"), monitor=config.training.monitor,
-                patience=config.training.early_stopping.patience,
-                restore_best_weights=config.training.early_stopping.restore_best)
-        if config.schedule.name == "reduce_on_plateau":
-            stateful["plateau"] = ResumableReduceLROnPlateau(
-                restored.get("plateau"), monitor=config.training.monitor,
-                factor=config.schedule.decay_rate, patience=config.schedule.plateau_patience,
-                min_lr=config.schedule.min_learning_rate, verbose=0)
-        callbacks += list(stateful.values())
-        callbacks.append(ResumeCheckpoint(self.run_dir, self.state, stateful))
-        return callbacks
-
-    def _report_decode_failures(self) -> None:
-        from training.data.pipeline import describe_failures
-
-        failures = self.data.decode_failures
-        if len(failures) > self._reported_failures:
-            for path, reason in describe_failures(list(failures[self._reported_failures:])):
-                self.emit(Log(f"Skipped {display_path(path)}: {reason}", level="warning"))
-                self._decode_skipped.append({"path": path, "reason": reason})
-            self._reported_failures = len(failures)
-            self._write_data_report(self.data)
-
-    def _write_data_report(self, data) -> None:
-        """data_report.json: what was used, and every file skipped (and why) or ignored."""
-        if not self.writing:
-            self._report_pending = True
-            return
-        report = data.report().to_dict()
-        report.pop("type", None)
-        report["skipped"] = report["skipped"] + [
-            {"path": display_path(item["path"]), "reason": item["reason"]} for item in self._decode_skipped]
-        failed = {item["path"] for item in self._decode_skipped}
-        report["train_images"] = data.train_count - len(failed.intersection(data.train_files))
-        report["validation_images"] = data.validation_count - len(failed.intersection(data.validation_files))
-        write_json_atomic(self.run_dir / "data_report.json", report)
+    def _gradient_probe(self, classifier) -> GradientProbe | None:
+        """Fine-tuning many layers: per-group gradient norms once an epoch."""
+        if self.state.phase != "fine_tune" or not probes_gradients(self.config, classifier):
+            return None
+        images, labels = fixed_batch(self.data, self.image_size)
+        return GradientProbe(images, labels, self.diagnostics, self.emit, backbone=classifier.backbone)
 
     # -- the end -----------------------------------------------------------------------
     def finish(self, reason: str) -> RunResult:
@@ -536,46 +388,12 @@ class TrainingSession:
 
     def write_summary(self, reason: str, error: str = "") -> dict[str, Any]:
         summary = self.summary(reason, error)
-        write_json_atomic(self.run_dir / "summary.json", summary)
+        write_json_atomic(self.run_dir / SUMMARY_FILE, summary)
         return summary
 
     def summary(self, reason: str, error: str = "") -> dict[str, Any]:
-        """summary.json's content. ``best_model`` is null when no model was saved."""
-        from training.engine.device import versions
+        """summary.json's content (``training.engine.summary``)."""
+        return run_summary(reason, error, run_dir=self.run_dir, config=self.config, state=self.state,
+                           data=self.data, image_size=self.image_size,
+                           timing=(self.started, self.started_at), device=self.device)
 
-        state, data = self.state, self.data
-        saved = bool(state and state.best_epoch) and is_regular_file(self.run_dir / BEST_MODEL)
-        best = dict(state.best_metrics) if state else {}
-        summary = {
-            "run_dir": str(self.run_dir),
-            "stop_reason": reason,
-            "error": error,
-            "monitor": self.config.training.monitor,
-            "best_epoch": state.best_epoch if state else 0,
-            "best_metrics": _finite(best),
-            "best_model": BEST_MODEL if saved else None,
-            "epochs_completed": len(state.history) if state else 0,
-            "epochs_planned": state.planned_epochs if state else 0,
-            "started_at": self.started_at,
-            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "elapsed_seconds": round(time.monotonic() - self.started, 3),
-            "device": self.device,
-            "versions": versions(),
-            "backbone": self.config.model.backbone,
-            "image_size": self.image_size,
-            "classes": data.classes if data else [],
-            "train_images": data.train_count if data else 0,
-            "validation_images": data.validation_count if data else 0,
-        }
-        return summary
-
-
-def _probes_gradients(config: Config, classifier) -> bool:
-    """Gradient flow matters when many backbone layers train."""
-    layers = config.training.fine_tune_layers
-    return classifier.from_scratch or layers == "all" or layers > 50
-
-
-
-def _finite(metrics: dict[str, Any]) -> dict[str, Any]:
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}

@@ -12,10 +12,8 @@ import json
 from pathlib import Path
 
 from training.files import FileReadError, file_kind, read_json, read_text
-from training.rundir import write_text_atomic
-
-LABELS_JSON = "labels.json"
-LABELS_TXT = "labels.txt"
+from training.rundir.layout import LABELS_JSON, LABELS_TXT
+from training.rundir.writing import write_text_atomic
 
 
 class LabelsError(ValueError):

@@ -1,52 +1,75 @@
-"""The training process the desktop app starts: ``python -m training.service.child``.
+"""The engine's child process: ``python -m training.service.child``.
 
-Why a child process: importing TensorFlow and tracing the first training step hold the
-GIL for 0.4-0.5 s at a time (FIELD_NOTES), which would freeze a window whose engine runs
-in a thread of its own process. In a child process the window stays fluid, and a hard
-TensorFlow crash cannot take it down.
+Why a child process: importing TensorFlow and tracing the first training step would freeze
+a window whose engine runs in one of its threads (docs/facts.md#gil-freeze), and a hard
+TensorFlow crash here cannot take the window down.
 
-Protocol (one JSON object a line, the same events as a run's ``events.jsonl``):
+The process imports the engine first, so one started ahead of time is warm. Its first
+message on stdin decides what it serves (``training.service.messages``):
 
-- The child imports the engine first, so a child started ahead of time is warm.
-- stdin, first line, one job:
-  ``{"config": {...}, "run_dir": "..."}`` trains a new run;
-  ``{"action": "resume", "run_dir": "..."}`` continues a stopped run in its folder;
-  ``{"action": "tool", "tool": "check_setup", "config": {...}}`` runs one of the sanity
-  tools (``TOOLS``).
-  Later lines: ``stop``. End of stdin (the app went away) also stops the job gracefully.
-- stdout: one event a line (``Event.to_dict()``). A tool ends with one more line,
-  ``{"type": "tool_result", "tool": ..., "result": {...}}`` (its result as plain values),
-  or with a ``Failed`` event. Anything else the libraries print goes to stderr, so the
-  event stream stays clean.
+- a ``TrainRequest``, ``ResumeRequest`` or ``ToolRequest``: that one job. Its events go to
+  stdout, a tool's ``ToolResult`` last; later ``Stop`` lines end the job after the current
+  batch, and so does the end of stdin (the app went away). The process then exits.
+- a ``Call``: a ``Reply`` for it and for every later call, until stdin ends.
+
+Anything else is refused with a ``ProtocolError`` failure. Whatever the libraries print
+goes to stderr, so stdout carries protocol lines only.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
-from typing import TextIO
+from typing import BinaryIO
 
-STOP_COMMAND = "stop"
-TOOL_RESULT = "tool_result"
-TOOLS = ("check_setup", "overfit_tiny_subset", "lr_range_test")
-_EXPLAINED_ERRORS = ("DataError", "ConfigError", "ValueError", "WeightsUnavailableError")
+from training.events import Event, Failed
+from training.service.client import PROTOCOL_ERROR, user_message
+from training.service.helper import handle
+from training.service.jobs import run_job
+from training.service.messages import (
+    Call,
+    Message,
+    ProtocolError,
+    Reply,
+    ResumeRequest,
+    Stop,
+    ToolRequest,
+    TrainRequest,
+    decode,
+    encode,
+)
+
+EXIT_PROTOCOL_ERROR = 2
 
 
-def _event_stream() -> TextIO:
-    """Keeps the real stdout for events and sends fd 1 (prints, C++ logs) to stderr."""
-    events = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+class Channel:
+    """The protocol's stdout: one whole line per message, from any thread."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def send(self, item: Message | Event) -> None:
+        line = encode(item)
+        with self._lock:
+            self._stream.write(line)
+            self._stream.flush()
+
+
+def protocol_stdout() -> Channel:
+    """Keeps the real stdout for the protocol and sends fd 1 (prints, C++ logs) to stderr."""
+    stream = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    return events
+    return Channel(stream)
 
 
-def _watch_stdin(stop: threading.Event) -> None:
-    for line in sys.stdin:
-        if line.strip() == STOP_COMMAND:
-            stop.set()
-    stop.set()  # stdin closed: the app quit or died
+def protocol_stdin() -> BinaryIO:
+    """stdin as a reader of its own: the thread that waits on it for ``Stop`` may still be
+    blocked when the process exits, and Python aborts ("could not acquire lock for
+    <stdin>") if that reader is ``sys.stdin``, which it closes at shutdown."""
+    return os.fdopen(os.dup(0), "rb")
 
 
 def lower_priority() -> None:
@@ -59,69 +82,73 @@ def lower_priority() -> None:
         pass  # Windows has no nice(); running at normal priority is still correct
 
 
-def main() -> int:
-    lower_priority()
-    events = _event_stream()
-    # Warm up before the request arrives: the expensive import happens while the user
-    # is still choosing settings when the app starts this process ahead of time.
-    from training.api import Config, run_training
+def warm_up() -> None:
+    """Imports TensorFlow and Keras now, while the user is still choosing settings."""
     try:
-        import training.engine.run  # noqa: F401  (TensorFlow, Keras)
+        import training.engine.run  # noqa: F401  (the import is the point)
     except ImportError:
-        pass  # reported properly by run_training below
+        pass  # the job reports it properly when it imports the engine itself
 
-    lock = threading.Lock()
 
-    def emit(event) -> None:
-        line = json.dumps(event.to_dict())
-        with lock:
-            events.write(line + "\n")
-
-    request_line = sys.stdin.readline()
-    if not request_line.strip():
-        return 0  # the app closed before asking for a run
-    request = json.loads(request_line)
+def serve_job(request: TrainRequest | ResumeRequest | ToolRequest, requests: BinaryIO, channel: Channel) -> int:
     stop = threading.Event()
-    threading.Thread(target=_watch_stdin, args=(stop,), daemon=True).start()
-    action = request.get("action", "train")
-    if action == "resume":
-        from training.api import resume_training
-
-        resume_training(request["run_dir"], on_event=emit, stop=stop)
-    elif action == "tool":
-        _run_tool(request, emit, events, lock, stop)
-    else:
-        run_training(Config.from_dict(request["config"]), run_dir=request["run_dir"], on_event=emit, stop=stop)
-    events.flush()
+    threading.Thread(target=_watch_for_stop, args=(requests, stop), name="stop-watcher", daemon=True).start()
+    run_job(request, emit=channel.send, stop=stop)
     return 0
 
 
-def _run_tool(request: dict, emit, events: TextIO, lock: threading.Lock, stop: threading.Event) -> None:
-    """Runs one sanity tool; its result goes out as a ``tool_result`` line, or a
-    ``Failed`` event when it raised (bad data, bad config)."""
-    import dataclasses
-    import traceback
+def serve_calls(first: Call, requests: BinaryIO, channel: Channel) -> int:
+    channel.send(handle(first))
+    for line in requests:
+        if not line.strip():
+            continue
+        try:
+            call = decode(line)
+            if not isinstance(call, Call):
+                raise ProtocolError(f"This process answers calls; it received a '{call.type}' message.")
+        except ProtocolError as error:
+            channel.send(Reply(error=user_message(PROTOCOL_ERROR, str(error)), error_type=PROTOCOL_ERROR))
+            continue
+        channel.send(handle(call))
+    return 0
 
-    from training import api
-    from training.events import Failed
 
-    name = request.get("tool", "")
-    if name not in TOOLS:
-        emit(Failed(message=f"Unknown tool {name!r}; known: {', '.join(TOOLS)}.", error_type="ValueError"))
-        return
+def _watch_for_stop(requests: BinaryIO, stop: threading.Event) -> None:
+    for line in requests:
+        if not line.strip():
+            continue
+        try:
+            message = decode(line)
+        except ProtocolError as error:
+            print(f"Ignored a line on stdin: {error}", file=sys.stderr, flush=True)
+            continue
+        if isinstance(message, Stop):
+            stop.set()
+        else:
+            print(f"Ignored a '{message.type}' message: a job only takes 'stop'.", file=sys.stderr, flush=True)
+    stop.set()  # stdin closed: the app quit or died
+
+
+def main() -> int:
+    lower_priority()
+    channel = protocol_stdout()
+    requests = protocol_stdin()
+    warm_up()
+    line = requests.readline()
+    if not line.strip():
+        return 0  # the app closed before asking anything
     try:
-        result = getattr(api, name)(api.Config.from_dict(request["config"]), on_event=emit, stop=stop)
-    except Exception as error:  # noqa: BLE001  (sent to the app, which shows it)
-        kind = type(error).__name__
-        # The engine's own errors already say what to do; others get their type named.
-        message = str(error) if kind in _EXPLAINED_ERRORS else f"{kind}: {error}"
-        emit(Failed(message=message, error_type=kind, details=traceback.format_exc()))
-        return
-    payload = {field.name: getattr(result, field.name) for field in dataclasses.fields(result)}
-    payload["hints"] = [hint.to_dict() for hint in payload.get("hints", [])]
-    line = json.dumps({"type": TOOL_RESULT, "tool": name, "result": payload})
-    with lock:
-        events.write(line + "\n")
+        message = decode(line)
+    except ProtocolError as error:
+        message = error
+    if isinstance(message, Call):
+        return serve_calls(message, requests, channel)
+    if isinstance(message, (TrainRequest, ResumeRequest, ToolRequest)):
+        return serve_job(message, requests, channel)
+    if not isinstance(message, ProtocolError):
+        message = ProtocolError(f"The first message must be a request or a call. Received: a '{message.type}'.")
+    channel.send(Failed(message=user_message(PROTOCOL_ERROR, str(message)), error_type=PROTOCOL_ERROR))
+    return EXIT_PROTOCOL_ERROR
 
 
 if __name__ == "__main__":

@@ -1,0 +1,349 @@
+"""The sections of the config, one dataclass each; every setting is one ``knob(...)`` row.
+
+A row says, once, everything a reader of the key needs: default (the field's), type (its
+annotation), range or choices, what null and 0 mean, the control's label, unit and step,
+and its help. The section docstrings open their section of the README's config reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from training.config.knobs import knob
+
+SCHEMA_VERSION = 1
+
+# numpy's and TensorFlow's seeds are unsigned 32-bit integers.
+MAX_SEED = 2**32 - 1
+
+# The weights between two consecutive hidden layers of the head: 8192 x 8192 is far beyond
+# any useful head and still fits in about 1 GB (float32 weights, gradients and Adam's two
+# slots); 65536 x 65536, which each size alone allows, would need 69 GB when the model is built.
+MAX_HEAD_LAYER_WEIGHTS = 8192 * 8192
+
+BUILTIN_SAMPLE = "builtin:shapes"
+
+# The names of models/registry.py, in its order (tests/test_knobs.py keeps them equal). Not
+# imported from there: importing anything under models/ runs models/__init__.py, which
+# imports Keras and TensorFlow (4-7 s), and the window reads this module before it shows.
+BACKBONES = (
+    "SmallCNN",
+    "MobileNet", "MobileNetV2", "MobileNetV3Small", "MobileNetV3Large",
+    "EfficientNetB0", "EfficientNetB1", "EfficientNetB2", "EfficientNetB3",
+    "EfficientNetB4", "EfficientNetB5", "EfficientNetB6", "EfficientNetB7",
+    "EfficientNetV2B0", "EfficientNetV2B1", "EfficientNetV2B2", "EfficientNetV2B3",
+    "EfficientNetV2S", "EfficientNetV2M", "EfficientNetV2L",
+    "ResNet50", "ResNet101", "ResNet152",
+    "ResNet50V2", "ResNet101V2", "ResNet152V2",
+    "DenseNet121", "DenseNet169", "DenseNet201",
+    "InceptionV3", "InceptionResNetV2", "Xception",
+    "VGG16", "VGG19",
+    "ConvNeXtTiny", "ConvNeXtSmall", "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtXLarge",
+    "NASNetMobile", "NASNetLarge",
+)
+NO_IMAGENET_WEIGHTS = ("SmallCNN",)  # the registry's specs with has_imagenet=False
+OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam", "adamw", "nadam", "adadelta")
+SCHEDULES = (
+    "constant", "step", "exponential", "inverse_time", "cosine", "cosine_restarts",
+    "cyclic", "one_cycle", "reduce_on_plateau",
+)
+ACTIVATIONS = ("relu", "gelu", "swish", "elu", "selu", "tanh", "leaky_relu")
+INITIALIZERS = ("he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "lecun_normal")
+MONITORS = ("val_loss", "val_accuracy")
+CLASS_WEIGHTS = ("none", "balanced")
+
+EPOCHS = 1000.0        # the longest schedule period, in epochs
+MAX_EPOCHS = 10000     # the longest phase
+MAX_RATE = 10.0        # the highest learning rate
+MAX_CLIP = 1e6
+
+
+def _seed(default: int, help: str, label: str, advice: str) -> int:
+    return knob(default, help=help, label=label, widget="integer", minimum=0, maximum=MAX_SEED,
+                advice=advice)
+
+
+def _strength(default: float, maximum: float, typical: float, label: str, help: str,
+              advice: str = "") -> float:
+    return knob(default, help=help, label=label, widget="strength", minimum=0.0, maximum=maximum,
+                step=0.01 if maximum <= 0.5 else 0.05, zero_text="off", typical=typical, advice=advice)
+
+
+@dataclass
+class DataConfig:
+    dir: str = knob(
+        BUILTIN_SAMPLE, widget="folder", label="Folder",
+        help="image folder, one subfolder per class; `builtin:shapes` is the generated sample",
+        advice="Drop a folder on the window or use Open folder (Ctrl+O).")
+    validation_split: float = knob(
+        0.2, label="Validation share", minimum=0.0, maximum=0.9, step=0.05,
+        help="fraction of each class held out for validation (stratified); 0 needs `data.validation_dir`",
+        advice="0.2 (20 %) is usual; use 0.1 for large data sets. Ignored when a validation folder is set.")
+    validation_dir: str | None = knob(
+        None, widget="folder", label="Validation folder", none_text="split the training folder",
+        help="a separate validation folder with the same class subfolders; overrides the split")
+    image_size: int | None = knob(
+        128, widget="integer", label="Image size", unit="px", minimum=32, maximum=1024, step=16,
+        none_text="backbone default", help="images are resized to this square size",
+        advice="Smaller trains much faster; the backbone default is the size it was pretrained at "
+               "(224 for most). 96-160 is a good start on a CPU.")
+    batch_size: int = knob(
+        32, widget="integer", label="Batch size", minimum=1, maximum=4096, step=1,
+        help="images per training step",
+        advice="32 is a good default; lower it (16, 8) if you run out of memory, raise it on a big GPU.")
+    seed: int = _seed(1337, "seed of the split and of the shuffling", "Split seed",
+                      "The same seed gives the same split.")
+    class_weight: str = knob(
+        "none", widget="choice", label="Class weights", choices=CLASS_WEIGHTS,
+        help="`balanced` weights the loss inversely to class frequency (for imbalanced data)",
+        advice="Use it when classes have very different counts, so the model does not just learn "
+               "to predict the most common class.")
+
+
+@dataclass
+class HeadConfig:
+    hidden_units: list[int] = knob(
+        default_factory=list, widget="int_list", label="Hidden units", minimum=1, maximum=65536,
+        help="sizes of hidden dense layers between the pooled features and the classifier, e.g. `[256]`",
+        advice="Type e.g. 256 or 512, 128. None (empty) is usual for fine-tuning and overfits least.")
+    activation: str = knob(
+        "relu", widget="choice", label="Activation", choices=ACTIVATIONS,
+        help="activation of the hidden layers",
+        advice="relu is the standard choice; gelu and swish are smooth alternatives.")
+    dropout: float = knob(
+        0.2, label="Dropout", minimum=0.0, maximum=1.0, maximum_open=True, step=0.05, zero_text="off",
+        help="dropout rate before each dense layer of the head",
+        advice="Fights overfitting; 0.2-0.5 is common before dense layers.")
+    batch_norm: bool = knob(
+        False, widget="switch", label="Batch norm", switch_text="after each hidden layer",
+        help="batch normalization after each hidden dense layer",
+        advice="Can stabilize training of a large head; usually not needed.")
+    kernel_initializer: str = knob(
+        "glorot_uniform", widget="choice", label="Initializer", choices=INITIALIZERS,
+        help="how the head's weights start: `he_normal`/`he_uniform` (He, for ReLU), "
+             "`glorot_normal`/`glorot_uniform` (Glorot, the Keras default), `lecun_normal`")
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = knob(
+        "MobileNetV2", widget="backbone", label="Backbone", choices=BACKBONES,
+        help="the pretrained network the classifier is built on (a `keras.applications` model); "
+             "`SmallCNN` is a small network of our own with no ImageNet weights, for quick tries",
+        advice="MobileNetV2 and EfficientNetB0 are fast and good defaults; larger networks are more "
+               "accurate but much slower.")
+    weights: str = knob(
+        "imagenet", widget="weights", label="Weights",
+        choice_labels={"imagenet": "ImageNet (pretrained)", "none": "none (train from scratch)"},
+        help="`imagenet`, `none` (random initialization), or the path of a weights file "
+             "(`.h5`, `.weights.h5`, `.keras`)",
+        advice="ImageNet weights (downloaded once) make fine-tuning work with few images; none trains "
+               "from scratch and needs far more data.")
+    head: HeadConfig = field(default_factory=HeadConfig)
+    batch_norm_momentum: float | None = knob(
+        None, label="BatchNorm momentum", minimum=0.0, maximum=1.0, maximum_open=True, step=0.01,
+        none_text="auto",
+        help="momentum of the backbone's BatchNorm layers; `null` = 0.9 when training from scratch, "
+             "the backbone's own (0.99+) otherwise",
+        advice="Use 0.9 when unfreezing many layers on small data, so the statistics can adapt.")
+
+
+@dataclass
+class RegularizationConfig:
+    l1: float = knob(
+        0.0, widget="log", label="L1", minimum=0.0, maximum=1.0, step=1e-6, zero_text="off",
+        help="L1 penalty on the head's dense kernels (elastic net when `l2` is set too)",
+        advice="Pushes weights to exactly zero. Rarely needed; try 1e-5 to 1e-4.")
+    l2: float = knob(
+        0.0, widget="log", label="L2", minimum=0.0, maximum=1.0, step=1e-6, zero_text="off",
+        help="L2 penalty on the head's dense kernels",
+        advice="Keeps weights small to reduce overfitting; 1e-4 is a common start.")
+    max_norm: float = knob(
+        0.0, label="Max-norm", minimum=0.0, maximum=MAX_CLIP, step=0.5, zero_text="off",
+        help="max-norm constraint on each unit's incoming weights",
+        advice="3-4 is common, often together with dropout.")
+    label_smoothing: float = knob(
+        0.0, label="Label smoothing", minimum=0.0, maximum=0.5, step=0.05, zero_text="off",
+        help="label smoothing of the cross-entropy loss",
+        advice="Trains towards 0.9/0.1-style targets instead of 1/0, so the model is less "
+               "over-confident. 0.1 is common.")
+
+
+@dataclass
+class AugmentationConfig:
+    """Applied to training images only, on the fly, with Keras preprocessing layers. Strengths
+    are 0 (off) up to the maximum shown."""
+
+    horizontal_flip: bool = knob(
+        True, widget="switch", label="Horizontal flip", help="random left-right flips",
+        advice="Right for most photos; wrong for text, digits, or classes where left/right matters.")
+    vertical_flip: bool = knob(
+        False, widget="switch", label="Vertical flip", help="random up-down flips",
+        advice="Good for microscopy, satellite and top-down images; wrong for everyday photos.")
+    rotation: float = _strength(0.05, 0.5, 0.05, "Rotation",
+                                "random rotation up to this fraction of a full turn (0.05 = 18 degrees)")
+    zoom: float = _strength(0.1, 0.9, 0.1, "Zoom", "random zoom in or out by up to this fraction")
+    translation: float = _strength(0.1, 0.5, 0.1, "Translation",
+                                   "random shift by up to this fraction of the size")
+    random_crop: float = _strength(0.0, 0.5, 0.1, "Random crop",
+                                   "random crops: scale up by 1 + strength, crop back to size")
+    brightness: float = _strength(0.0, 1.0, 0.2, "Brightness",
+                                  "random brightness change up to this fraction", "0.2 is moderate.")
+    contrast: float = _strength(0.0, 1.0, 0.2, "Contrast",
+                                "random contrast change up to this fraction", "0.2 is moderate.")
+    saturation: float = _strength(0.0, 1.0, 0.2, "Saturation", "random saturation change (colour jitter)",
+                                  "Keep 0 for grayscale data.")
+    hue: float = _strength(0.0, 0.5, 0.02, "Hue", "random hue shift (colour jitter)",
+                           "Keep it small (<= 0.05) when colour tells the classes apart.")
+    gaussian_noise: float = _strength(0.0, 0.5, 0.05, "Gaussian noise",
+                                      "Gaussian pixel noise, standard deviation as a fraction of the "
+                                      "pixel range")
+    cutout: float = _strength(0.0, 0.5, 0.2, "Cutout",
+                              "random erasing of a rectangle (cutout), strength = probability",
+                              "The model cannot rely on one small detail.")
+    mixup: float = _strength(0.0, 1.0, 0.2, "MixUp",
+                             "mixup: blend pairs of images and their labels; strength = Beta alpha",
+                             "0.2 is common; helps larger data sets, may slow learning on tiny ones.")
+    cutmix: float = _strength(0.0, 1.0, 1.0, "CutMix",
+                              "cutmix: paste a patch of another image, mixing labels by area; "
+                              "strength = Beta alpha", "1.0 is the usual strength.")
+    randaugment: float = _strength(0.0, 1.0, 0.5, "RandAugment",
+                                   "RandAugment: two random operations per image at this magnitude",
+                                   "Replaces hand-tuning several augmentations.")
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = knob(
+        "adam", widget="choice", label="Optimizer", choices=OPTIMIZERS,
+        choice_labels={"sgd": "SGD", "adagrad": "Adagrad", "rmsprop": "RMSprop", "adam": "Adam",
+                       "adamw": "AdamW", "nadam": "Nadam", "adadelta": "Adadelta"},
+        help="how the weights are updated (the Keras optimizer)",
+        advice="Adam with learning rate 1e-3 is a good default; SGD with momentum 0.9 can generalize "
+               "better with a schedule; AdamW adds decoupled weight decay.")
+    learning_rate: float = knob(
+        1e-3, widget="log", label="Learning rate", minimum=0.0, minimum_open=True, maximum=MAX_RATE,
+        step=1e-6, help="base learning rate of the head phase",
+        advice="Adam: 1e-3 is a good default; SGD: 1e-2 to 1e-1. Too high and the loss jumps or becomes "
+               "NaN; too low and it barely moves.")
+    momentum: float = knob(
+        0.9, label="Momentum", minimum=0.0, maximum=1.0, maximum_open=True, step=0.05,
+        help="SGD momentum", advice="0.9 is the standard value.")
+    nesterov: bool = knob(
+        False, widget="switch", label="Nesterov", switch_text="use Nesterov momentum",
+        help="Nesterov momentum (SGD only)", advice="A look-ahead variant of momentum, often slightly better.")
+    amsgrad: bool = knob(
+        False, widget="switch", label="AMSGrad", switch_text="use the AMSGrad variant",
+        help="the AMSGrad variant (Adam, AdamW)",
+        advice="Can help when Adam's loss is unstable late in training.")
+    weight_decay: float = knob(
+        0.0, widget="log", label="Weight decay", minimum=0.0, maximum=1.0, step=1e-6, zero_text="off",
+        help="decoupled weight decay: shrinks all weights a little every step",
+        advice="AdamW: 1e-4 to 1e-2 (0.004 is the Keras default).")
+    clipnorm: float = knob(
+        0.0, label="Clip norm", minimum=0.0, maximum=MAX_CLIP, step=0.5, zero_text="off",
+        help="rescale each gradient whose norm exceeds this value",
+        advice="1.0 guards against exploding updates. Use clipnorm or clipvalue, not both.")
+    clipvalue: float = knob(
+        0.0, label="Clip value", minimum=0.0, maximum=MAX_CLIP, step=0.5, zero_text="off",
+        help="clip each gradient value to +-this (not with `optimizer.clipnorm`)")
+    ema: bool = knob(
+        False, widget="switch", label="Weight average", switch_text="exponential moving average (EMA)",
+        help="keep an exponential moving average of the weights (Polyak averaging) and validate and save it",
+        advice="Smooths noisy training.")
+    ema_momentum: float = knob(
+        0.99, label="EMA momentum", minimum=0.0, maximum=1.0, maximum_open=True, step=0.001,
+        help="momentum of that average", advice="How slowly the average follows the weights; 0.99 is usual.")
+
+
+@dataclass
+class ScheduleConfig:
+    """Learning-rate schedules, set in epochs. Each phase runs its own schedule from its own base
+    rate. Formulas (step `s`, `E` steps per epoch) are in `training/engine/optim.py`."""
+
+    name: str = knob(
+        "constant", widget="choice", label="Schedule", choices=SCHEDULES,
+        help="how the learning rate changes over each phase: `inverse_time` is 1/t decay, "
+             "`cosine_restarts` is SGDR, `cyclic` is triangular",
+        advice="constant is simplest; cosine (smooth decay to a minimum) is a strong default for "
+               "fine-tuning; reduce_on_plateau lowers the rate when validation stops improving.")
+    warmup_epochs: float = knob(
+        0.0, label="Warm-up", unit="epochs", minimum=0.0, maximum=EPOCHS, step=0.5, zero_text="off",
+        help="linear warm-up from ~0 to the base rate over this many epochs (any schedule but "
+             "`reduce_on_plateau`)",
+        advice="Protects pretrained weights from large early updates; 0-1 is typical.")
+    step_epochs: float = knob(
+        3.0, label="Step every", unit="epochs", minimum=0.0, minimum_open=True, maximum=EPOCHS, step=1.0,
+        help="`step`: multiply the rate by `schedule.decay_rate` every this many epochs")
+    decay_rate: float = knob(
+        0.5, label="Decay factor", minimum=0.0, minimum_open=True, maximum=1.0, step=0.05,
+        help="`step`, `exponential` (per epoch), `inverse_time` (rate / (1 + decay_rate * epoch)), "
+             "`reduce_on_plateau` (factor)",
+        advice="0.5 halves the rate; 0.1 divides it by ten.")
+    min_learning_rate: float = knob(
+        0.0, widget="log", label="Minimum rate", minimum=0.0, maximum=MAX_RATE, step=1e-6,
+        help="floor of `cosine`, `cosine_restarts`, `one_cycle` and `reduce_on_plateau`, the low end of "
+             "`cyclic`; at most `optimizer.learning_rate` (0 = a tenth of the base for `cyclic`, "
+             "base / 10000 for `one_cycle`)")
+    restart_epochs: float = knob(
+        2.0, label="First cycle", unit="epochs", minimum=0.0, minimum_open=True, maximum=EPOCHS, step=1.0,
+        help="`cosine_restarts`: length of the first cycle before the rate jumps back up")
+    restart_t_mul: float = knob(
+        2.0, label="Cycle length ×", minimum=1.0, maximum=10.0, step=0.5,
+        help="`cosine_restarts`: each cycle is this many times longer", advice="2 is usual.")
+    restart_m_mul: float = knob(
+        1.0, label="Restart peak ×", minimum=0.0, minimum_open=True, maximum=1.0, step=0.1,
+        help="`cosine_restarts`: each restart peaks at this fraction of the previous peak",
+        advice="1 = the same peak.")
+    cycle_epochs: float = knob(
+        2.0, label="Cycle", unit="epochs", minimum=0.0, minimum_open=True, maximum=EPOCHS, step=1.0,
+        help="`cyclic`: length of one full up-and-down cycle")
+    one_cycle_warmup_fraction: float = knob(
+        0.3, label="Rising share", minimum=0.0, minimum_open=True, maximum=1.0, maximum_open=True,
+        step=0.05, help="`one_cycle`: fraction of the phase spent rising from base/25 to the base rate",
+        advice="0.3 is the usual value.")
+    plateau_patience: int = knob(
+        2, widget="integer", label="Plateau patience", unit="epochs", minimum=0, maximum=1000, step=1,
+        help="`reduce_on_plateau`: epochs without improvement before the rate drops")
+
+
+@dataclass
+class EarlyStoppingConfig:
+    patience: int = knob(
+        0, widget="integer", label="Patience", unit="epochs", minimum=0, maximum=MAX_EPOCHS, step=1,
+        zero_text="off", help="stop a phase after this many epochs without improvement",
+        advice="3-5 is typical.")
+    restore_best: bool = knob(
+        True, widget="switch", label="Restore best", switch_text="keep the best epoch's weights",
+        help="after early stopping, go back to the best weights before the next phase")
+
+
+@dataclass
+class TrainingConfig:
+    head_epochs: int = knob(
+        5, widget="integer", label="Head epochs", minimum=0, maximum=MAX_EPOCHS, step=1,
+        help="epochs of the head phase (backbone frozen); 0 skips it", advice="Fast; 3-10 is typical.")
+    fine_tune_epochs: int = knob(
+        5, widget="integer", label="Fine-tune epochs", minimum=0, maximum=MAX_EPOCHS, step=1,
+        help="epochs of the fine-tuning phase; 0 skips it",
+        advice="Slower; usually gives the last few percent of accuracy.")
+    fine_tune_layers: int | str = knob(
+        30, widget="layers", label="Fine-tune top layers", choices=("all",), minimum=0, maximum=100000,
+        step=5, zero_text="none (head only)",
+        help="how many of the backbone's top layers (with weights) to unfreeze, or `\"all\"`",
+        advice="20-50 is a common middle ground; all unfreezes the whole backbone (needs more data).")
+    fine_tune_learning_rate: float | None = knob(
+        None, widget="log", label="Fine-tune rate", minimum=0.0, minimum_open=True, maximum=MAX_RATE,
+        step=1e-6, none_text="auto",
+        help="base rate of the fine-tuning phase; `null` = a tenth of `optimizer.learning_rate` after a "
+             "head phase on a pretrained backbone, `optimizer.learning_rate` itself from scratch or with "
+             "no head phase",
+        advice="Auto follows the usual recipe: a tenth protects the pretrained features the head has just "
+               "learned to read; with nothing to protect, a tenth would only train ten times slower.")
+    monitor: str = knob(
+        "val_loss", widget="choice", label="Monitor", choices=MONITORS,
+        help="metric that picks the best model and drives early stopping",
+        advice="val_loss is smoother; val_accuracy is what you usually care about.")
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    seed: int = _seed(1337, "seed of weight initialization, augmentation and dropout", "Seed",
+                      "The same seed repeats a run.")

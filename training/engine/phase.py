@@ -1,0 +1,98 @@
+"""One training phase's Keras setup: which layers train, the compiled model, and the
+callbacks of its ``fit`` in the order they must run."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from models.classifier import freeze_backbone, unfreeze_top_layers
+from training.config import Config
+from training.diagnostics.gradients import GradientProbe
+from training.diagnostics.monitor import Diagnostics
+from training.engine.callbacks import bridge_callbacks
+from training.engine.checkpoint import ResumableEarlyStopping, ResumableReduceLROnPlateau, ResumeCheckpoint
+from training.engine.optim import build_phase_optimizer
+from training.engine.recipe import PhasePlan
+from training.engine.state import RunState
+from training.events import EventCallback
+from training.rundir import BEST_MODEL
+
+
+def set_trainable(classifier: Any, config: Config, phase: str) -> int:
+    """Freezes the backbone (head phase) or unfreezes its top layers as the fine-tuning
+    phase does (BatchNorm layers too when training from scratch); returns how many layers
+    were unfrozen.
+
+    Args:
+        classifier: a ``models.classifier.Classifier``.
+    """
+    if phase == "head":
+        freeze_backbone(classifier.backbone)
+        return 0
+    return unfreeze_top_layers(classifier.backbone, config.training.fine_tune_layers,
+                               train_batch_norm=classifier.from_scratch)
+
+
+def describe_phase(config: Config, plan: PhasePlan, unfrozen: int) -> str:
+    """The phase's line in the log: what trains, at which rate and why."""
+    if plan.phase == "head":
+        return (f"Training the new head at learning rate {plan.describe_rate()}; "
+                f"{config.model.backbone} is frozen.")
+    return (f"Fine-tuning the top {unfrozen} layers of {config.model.backbone} "
+            f"at learning rate {plan.describe_rate()}.")
+
+
+def compile_phase(model: keras.Model, config: Config, phase: str, steps_per_epoch: int) -> None:
+    """Compiles with a fresh optimizer whose schedule starts at the phase's base rate."""
+    model.compile(
+        optimizer=build_phase_optimizer(config, phase, steps_per_epoch),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.regularization.label_smoothing),
+        metrics=["accuracy"])
+
+
+def probes_gradients(config: Config, classifier: Any) -> bool:
+    """Gradient flow matters when many backbone layers train."""
+    layers = config.training.fine_tune_layers
+    return classifier.from_scratch or layers == "all" or layers > 50
+
+
+def phase_callbacks(config: Config, data: Any, state: RunState, *, emit: EventCallback,
+                    stop: threading.Event, run_dir: Path, diagnostics: Diagnostics,
+                    restored: dict[str, Any], gradient_probe: GradientProbe | None = None) -> list:
+    """The callbacks of one phase's ``fit``, in order.
+
+    Order matters: the data's epoch is fixed first; EMA weights are swapped in before the
+    bridge evaluates and saves; the gradient probe reads the epoch the bridge recorded; the
+    resume checkpoint comes last, after the early-stopping and plateau counters moved.
+
+    Args:
+        data: the run's ``training.data.pipeline.DataBundle``.
+        restored: the early-stopping and plateau counters of a resumed checkpoint.
+    """
+    callbacks: list = [keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: data.start_epoch(epoch))]
+    if config.optimizer.ema:
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    callbacks += bridge_callbacks(state, emit, stop, batch_size=config.data.batch_size,
+                                  train_count=data.train_count, best_path=run_dir / BEST_MODEL,
+                                  diagnostics=diagnostics)
+    if gradient_probe is not None:
+        callbacks.append(gradient_probe)
+    stateful: dict[str, Any] = {}
+    if config.training.early_stopping.patience > 0:
+        stateful["early_stopping"] = ResumableEarlyStopping(
+            restored.get("early_stopping"), monitor=config.training.monitor,
+            patience=config.training.early_stopping.patience,
+            restore_best_weights=config.training.early_stopping.restore_best)
+    if config.schedule.name == "reduce_on_plateau":
+        stateful["plateau"] = ResumableReduceLROnPlateau(
+            restored.get("plateau"), monitor=config.training.monitor,
+            factor=config.schedule.decay_rate, patience=config.schedule.plateau_patience,
+            min_lr=config.schedule.min_learning_rate, verbose=0)
+    callbacks += list(stateful.values())
+    callbacks.append(ResumeCheckpoint(run_dir, state, stateful))
+    return callbacks

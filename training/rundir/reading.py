@@ -1,0 +1,169 @@
+"""Reading a run folder's files: its config, summary, checkpoint state and events.
+
+Every file is read through ``training.files`` (regular files only, bounded size, UTF-8), and
+each is checked key by key, so a damaged or hand-edited file is a clear message, not a
+traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from training.config import Config, ConfigError
+from training.files import FileReadError, parse_json, read_json, read_text
+from training.rundir.layout import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    EVENTS_FILE,
+    PHASES,
+    STATE_FILE,
+    SUMMARY_FILE,
+    WEIGHTS_NAME,
+    RunDirError,
+    link_error,
+    lstat_kind,
+)
+
+
+def read_run_config(path: Path) -> Config:
+    """The run's config.json as a validated Config.
+
+    Raises:
+        RunDirError: unreadable (not a file, not UTF-8, too large) or not a valid config.
+    """
+    config_file = path / CONFIG_FILE
+    try:
+        data = parse_json(read_text(config_file, what="run's config.json"), what="run's config.json")
+    except FileReadError as error:
+        raise RunDirError(f"{error} ({config_file}) The run cannot be resumed.") from None
+    try:
+        return Config.from_dict(data)
+    except (ConfigError, TypeError, ValueError, AttributeError, KeyError) as error:
+        raise RunDirError(f"The run's {config_file} is damaged or was edited into an invalid "
+                          f"config: {error}") from None
+
+
+def read_summary(path: Path) -> dict[str, Any] | None:
+    """``summary.json`` as a dict, or None when the run has none (yet).
+
+    Raises:
+        RunDirError: unreadable, or not a JSON object.
+    """
+    summary_file = path / SUMMARY_FILE
+    if lstat_kind(summary_file) == "missing":
+        return None
+    try:
+        summary = read_json(summary_file, what="run summary")
+    except FileReadError as error:
+        raise RunDirError(f"{error} Delete {summary_file} (the resumed run writes a new one) "
+                          "and try again.") from None
+    if not isinstance(summary, dict):
+        raise RunDirError(f"{summary_file} is damaged: it holds a JSON {_json_type(summary)}, not "
+                          "an object. Delete it (the resumed run writes a new one) and try again.")
+    return summary
+
+
+# -- the checkpoint's state.json ---------------------------------------------------------------
+STATE_KEYS = ("epoch", "phase", "global_step", "weights_file", "best_value", "best_epoch",
+              "best_metrics", "history", "seed_states", "callbacks")
+
+
+def read_checkpoint_state(path: Path, *, complete: bool = True) -> dict[str, Any] | None:
+    """``checkpoint/state.json`` checked key by key, or None when there is none.
+
+    Raises:
+        RunDirError: unreadable, not an object, a missing (when ``complete``) or unknown
+            key, a value of the wrong type or range, or a weights file that is missing or
+            named outside ``checkpoint/``.
+    """
+    folder = path / CHECKPOINT_DIR
+    state_file = folder / STATE_FILE
+    if lstat_kind(folder) == "link":
+        raise link_error(folder)
+    if lstat_kind(state_file) == "missing":
+        return None
+    try:
+        state = read_json(state_file, what="checkpoint state")
+    except FileReadError as error:
+        raise _damaged(state_file, str(error)) from None
+    problem = state_problem(state, complete=complete)
+    if problem:
+        raise _damaged(state_file, problem)
+    weights = state.get("weights_file")
+    if complete and lstat_kind(folder / weights) != "file":
+        raise _damaged(state_file, f"it names {weights}, which is missing from {folder}")
+    return state
+
+
+def _damaged(state_file: Path, problem: str) -> RunDirError:
+    return RunDirError(f"The checkpoint {state_file} is damaged: {problem}. The run cannot be "
+                       "resumed from it; start a new run.")
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_STATE_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "epoch": (lambda v: _is_int(v) and v >= 1, "a whole number >= 1"),
+    "phase": (lambda v: v in PHASES, f"one of {', '.join(PHASES)}"),
+    "global_step": (lambda v: _is_int(v) and v >= 0, "a whole number >= 0"),
+    "weights_file": (lambda v: isinstance(v, str) and WEIGHTS_NAME.fullmatch(v) is not None,
+                     "a file name in checkpoint/ like epoch-0003.weights.h5"),
+    "best_value": (lambda v: v is None or _is_number(v), "a number or null"),
+    "best_epoch": (lambda v: _is_int(v) and v >= 0, "a whole number >= 0"),
+    "best_metrics": (lambda v: isinstance(v, dict), "an object"),
+    "history": (lambda v: isinstance(v, list) and all(
+        isinstance(row, dict) and _is_int(row.get("epoch")) for row in v),
+        "a list of objects, each with a whole-number epoch"),
+    "seed_states": (lambda v: isinstance(v, list) and all(
+        isinstance(s, list) and all(_is_int(x) for x in s) for s in v),
+        "a list of lists of whole numbers"),
+    "callbacks": (lambda v: isinstance(v, dict) and all(isinstance(s, dict) for s in v.values()),
+                  "an object of objects"),
+}
+
+
+def state_problem(state: Any, *, complete: bool = True) -> str:
+    """What is wrong with a checkpoint state, Keras-style, or "" when nothing is."""
+    if not isinstance(state, dict):
+        return f"it holds a JSON {_json_type(state)}, not an object"
+    unknown = sorted(set(state) - set(STATE_KEYS))
+    if unknown:
+        return f"unknown key `{unknown[0]}` (known: {', '.join(STATE_KEYS)})"
+    missing = [key for key in (STATE_KEYS if complete else ("epoch",)) if key not in state]
+    if missing:
+        return f"the key `{missing[0]}` is missing"
+    for key, value in state.items():
+        valid, wanted = _STATE_CHECKS[key]
+        if not valid(value):
+            return f"`{key}` must be {wanted}. Received: {key}={_short_repr(value)}"
+    if "best_epoch" in state and state["best_epoch"] > state["epoch"]:
+        return (f"`best_epoch` must be <= epoch. Received: best_epoch={state['best_epoch']}, "
+                f"epoch={state['epoch']}")
+    if any(row["epoch"] > state["epoch"] for row in state.get("history", [])):
+        return "`history` holds an epoch after the checkpoint's epoch"
+    return ""
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# -- events.jsonl ----------------------------------------------------------------------------
+def read_events(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The events of a run as dicts (for tools and tests)."""
+    lines = (Path(run_dir) / EVENTS_FILE).read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
