@@ -17,7 +17,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QCheckBox, QGridLayout, QVBoxLayout, QWidget
 
-from gui.tooltips import tooltip
+from gui.forms import tooltip
 from training.events import BatchEnd, EpochEnd, Event, PhaseChanged, RunStarted
 
 SMOOTHING = 0.8  # weight of the running average, as TensorBoard's smoothing slider

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,12 +24,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from training.api import export_best_model
 from training.events import DataReport, Failed, Finished, Hint, Log
 
 SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
-BEST_MODEL_FILES = ("best.keras", "model.keras")
-
-
 def describe_fix(fix: dict) -> str:
     return ", ".join(f"{key} = {value}" for key, value in fix.items())
 
@@ -193,26 +188,13 @@ class LogWidget(QPlainTextEdit):
 
 
 def export_model(run_dir: str | Path, target: str | Path) -> Path:
-    """Copies the run's best model to ``target`` atomically (temp file + rename).
+    """Copies the run's best model to ``target`` atomically (the run folder's owner does it).
 
     Raises:
         FileNotFoundError: the run folder holds no saved model.
+        OSError: ``target`` cannot be written.
     """
-    run_dir = Path(run_dir)
-    source = next((run_dir / name for name in BEST_MODEL_FILES if (run_dir / name).is_file()), None)
-    if source is None:
-        raise FileNotFoundError(f"No saved model in {run_dir} (looked for {', '.join(BEST_MODEL_FILES)}). "
-                                "The run may have stopped before its first epoch ended.")
-    target = Path(target)
-    handle, temporary = tempfile.mkstemp(prefix=".export-", suffix=".keras", dir=target.parent)
-    os.close(handle)
-    try:
-        shutil.copyfile(source, temporary)
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-    return target
+    return export_best_model(run_dir, target)
 
 
 class FinishedRunPanel(QWidget):

@@ -3,7 +3,7 @@ learning-rate range test as a plot with a draggable marker.
 
 The tools themselves (``training.engine.sanity`` through ``training.api``) import TensorFlow, so
 they run in the engine's child process like a training run (``gui.worker.Job("tool")``);
-their results arrive here as plain dicts (``gui.worker.ToolFinished``).
+their results arrive here as plain dicts (``training.service.messages.ToolResult``).
 """
 
 from __future__ import annotations

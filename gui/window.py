@@ -36,9 +36,10 @@ from gui.qt_fixes import GuiThreadGarbageCollection
 from gui.runview import FinishedRunPanel, HintsPanel, LogWidget, describe_fix
 from gui.tasks import BackgroundTasks
 from gui.tools import TOOL_TIPS, TOOL_TITLES, LRRangeDialog, summary_hint
-from gui.worker import Runner, ToolFinished, TrainingWorker
+from gui.worker import Runner, TrainingWorker
 from training.api import Config, ConfigError, SplitPlan, default_config
 from training.events import Event, Failed, Finished, Hint, RunStarted
+from training.service.messages import ToolResult
 
 APP_NAME = "Finetune Studio"
 SIDEBAR_WIDTH = 450
@@ -474,7 +475,7 @@ class MainWindow(QMainWindow):
         elif hasattr(event, "message") and not isinstance(event, Failed):
             self.progress.tool_message(event.message)
 
-    def _show_tool_outcome(self, outcome: ToolFinished | Failed) -> None:
+    def _show_tool_outcome(self, outcome: ToolResult | Failed) -> None:
         if isinstance(outcome, Failed):
             self.progress.tool_done("Failed")
             self.show_error("The tool failed", outcome.message, details=outcome.details or "")

@@ -36,7 +36,6 @@ from training.service.client import ENGINE_UNAVAILABLE, EngineProcess, user_mess
 from training.service.messages import Request, ResumeRequest, ToolRequest, ToolResult, TrainRequest
 
 Runner = Callable[..., Any]
-ToolFinished = ToolResult  # the name gui.window knows a tool's outcome by
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,7 @@
 """Backbones, ImageNet weights, the classifier and its freezing steps.
 
-Keras only: never imports ``training`` (layering) nor Qt. Importing the package
-registers the custom layers (``Preprocess``) so saved ``.keras`` models load with
-``safe_mode=True``.
+Never imports ``training`` (layering) nor Qt. Importing the package itself loads nothing
+(``models.registry`` is Keras-free and read by the config and the window); the modules that
+build or load models import Keras, and ``models.preprocess`` registers the custom layer that
+saved ``.keras`` files of this app need.
 """
-
-from models.preprocess import Preprocess
-
-__all__ = ["Preprocess"]

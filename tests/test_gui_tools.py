@@ -15,10 +15,9 @@ from PySide6.QtCore import QSettings
 
 from gui.tools import LRRangeDialog
 from gui.window import MainWindow
-from gui.worker import ToolFinished
 from tests.conftest import stop_run_before_close
 from tests.helpers import make_tiny_dataset
-from tests.test_gui_window import (  # noqa: F401  # noqa: F401
+from tests.test_gui_window import (  # noqa: F401 - fixtures
     ScriptedEngine,
     dataset,
     make_window,
@@ -27,6 +26,7 @@ from tests.test_gui_window import (  # noqa: F401  # noqa: F401
     small_config,
 )
 from training.events import Hint, Log
+from training.service.messages import ToolResult as ToolFinished
 
 
 def lr_result(phase: str = "head", suggested: float | None = 0.003) -> dict:

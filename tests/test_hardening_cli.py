@@ -307,13 +307,13 @@ def test_a_second_signal_aborts_at_once():
 
 def test_the_abort_message_sends_to_resume_only_when_there_is_something_to_resume(tmp_path):
     run_dir = tmp_path / "run"
-    assert "nothing was saved" in cli._aborted_message(run_dir)
+    assert "nothing was saved" in cli.aborted_message(run_dir)
     run_dir.mkdir()
     (run_dir / "events.jsonl").write_text("")
-    message = cli._aborted_message(run_dir)
+    message = cli.aborted_message(run_dir)
     assert "--resume" not in message and "new --out" in message
     (run_dir / "config.json").write_text(Config().to_json())
-    assert f"python main.py train --resume {run_dir}" in cli._aborted_message(run_dir)
+    assert f"python main.py train --resume {run_dir}" in cli.aborted_message(run_dir)
 
 
 @pytest.mark.parametrize("args, phrase", [

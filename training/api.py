@@ -13,7 +13,7 @@ from typing import Any
 from training.config import Config, ConfigError, DataConfig, default_config
 from training.data.pipeline import plan_data
 from training.data.split import SplitPlan
-from training.engine.recipe import fine_tune_learning_rate
+from training.engine.recipe import PhasePlan, fine_tune_learning_rate, phase_plan
 from training.events import Event, EventCallback
 from training.rundir import ResumeCheck, check_resume, export_best_model, next_run_dir, resume_problem
 
@@ -23,7 +23,7 @@ __all__ = [
     "backbone_catalog", "predict", "planned_learning_rates", "preview_augmentation",
     "load_preview_images", "check_setup", "overfit_tiny_subset", "lr_range_test",
     "next_run_dir", "resume_problem", "check_resume", "ResumeCheck", "export_best_model",
-    "plan_split", "SplitPlan", "device_description",
+    "plan_split", "SplitPlan", "device_description", "PhasePlan", "phase_plan",
 ]
 
 

@@ -14,7 +14,7 @@ from gui import engine_calls
 from gui.forms import ConfigForm
 from gui.plots import CompactAxis, fit_rates_from_zero, light_grid
 from gui.tasks import BackgroundTasks
-from training.api import Config
+from training.api import Config, phase_plan
 from training.config import SCHEDULES
 
 OPTIMIZER_KEYS = ("optimizer.name", "optimizer.learning_rate", "training.fine_tune_learning_rate",
@@ -45,6 +45,7 @@ SCHEDULE_PARAMS = {
     "schedule.plateau_patience": ("reduce_on_plateau",),
 }
 PLAN_DEBOUNCE_MS = 250
+PHASE_NAMES = {"head": "head", "fine_tune": "fine-tune"}
 
 
 def planned_curve(rates: dict[str, list[float]], steps_per_epoch: int) -> tuple[list[float], list[float]]:
@@ -176,6 +177,7 @@ def _plan(config: Config, steps_per_epoch: int) -> tuple[list[float], list[float
     epochs, values = planned_curve(rates, steps_per_epoch)
     head_steps = len(rates.get("head", []))
     fine_tune_start = head_steps / steps_per_epoch if rates.get("fine_tune") and head_steps else None
+    phases = "; ".join(f"{PHASE_NAMES.get(p.phase, p.phase)}: {p.describe_rate()}" for p in phase_plan(config))
     text = (f"{len(values)} steps ({steps_per_epoch} per epoch); rate from "
-            f"{min(values, default=0):.3g} to {max(values, default=0):.3g}.")
+            f"{min(values, default=0):.3g} to {max(values, default=0):.3g}.\nBase rates: {phases}.")
     return epochs, values, fine_tune_start, text

@@ -19,6 +19,7 @@ from training.events import (
     RunStarted,
 )
 from training.files import is_regular_file
+from training.rundir import CONFIG_FILE
 
 BAR_WIDTH = 20
 
@@ -126,7 +127,7 @@ class ProgressPrinter:
                    f"Run folder: {event.run_dir}")
         # A run stopped before its first epoch ended is resumed from the start, in its folder;
         # without its config.json there is nothing to resume.
-        if event.stop_reason == "stopped" and is_regular_file(Path(event.run_dir) / "config.json"):
+        if event.stop_reason == "stopped" and is_regular_file(Path(event.run_dir) / CONFIG_FILE):
             self._line(f"Continue it with: python main.py train --resume {event.run_dir}")
 
     def _line(self, text: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from models.registry import backbone_specs
 from training.config.knobs import knob
 
 SCHEMA_VERSION = 1
@@ -23,25 +24,9 @@ MAX_HEAD_LAYER_WEIGHTS = 8192 * 8192
 
 BUILTIN_SAMPLE = "builtin:shapes"
 
-# The names of models/registry.py, in its order (tests/test_knobs.py keeps them equal). Not
-# imported from there: importing anything under models/ runs models/__init__.py, which
-# imports Keras and TensorFlow (4-7 s), and the window reads this module before it shows.
-BACKBONES = (
-    "SmallCNN",
-    "MobileNet", "MobileNetV2", "MobileNetV3Small", "MobileNetV3Large",
-    "EfficientNetB0", "EfficientNetB1", "EfficientNetB2", "EfficientNetB3",
-    "EfficientNetB4", "EfficientNetB5", "EfficientNetB6", "EfficientNetB7",
-    "EfficientNetV2B0", "EfficientNetV2B1", "EfficientNetV2B2", "EfficientNetV2B3",
-    "EfficientNetV2S", "EfficientNetV2M", "EfficientNetV2L",
-    "ResNet50", "ResNet101", "ResNet152",
-    "ResNet50V2", "ResNet101V2", "ResNet152V2",
-    "DenseNet121", "DenseNet169", "DenseNet201",
-    "InceptionV3", "InceptionResNetV2", "Xception",
-    "VGG16", "VGG19",
-    "ConvNeXtTiny", "ConvNeXtSmall", "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtXLarge",
-    "NASNetMobile", "NASNetLarge",
-)
-NO_IMAGENET_WEIGHTS = ("SmallCNN",)  # the registry's specs with has_imagenet=False
+# The backbones and their facts live in models/registry.py, which imports no Keras.
+BACKBONES = tuple(spec.name for spec in backbone_specs())
+NO_IMAGENET_WEIGHTS = tuple(spec.name for spec in backbone_specs() if not spec.has_imagenet)
 OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam", "adamw", "nadam", "adadelta")
 SCHEDULES = (
     "constant", "step", "exponential", "inverse_time", "cosine", "cosine_restarts",

@@ -31,11 +31,11 @@ import numpy as np
 
 from training.data.images import IMAGE_EXTENSIONS, ImageLoadError, load_image
 from training.files import FileReadError, file_kind, path_problem, read_json
-from training.rundir import BEST_MODEL
+from training.rundir import BEST_MODEL, CONFIG_FILE
 from training.rundir.labels import LABELS_JSON, LABELS_TXT, LabelsError, read_labels
 
 BATCH = 32
-RUN_CONFIG = "config.json"
+RUN_CONFIG = CONFIG_FILE
 # The largest `data.image_size` that `train` accepts.
 MAX_IMAGE_SIZE = 1024
 _DAMAGED = "The run folder is damaged: train again, or restore the folder from a copy."

@@ -1,0 +1,112 @@
+"""``python main.py train``: a new run, or ``--resume`` of a stopped one."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from training.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    USAGE_ERRORS,
+    UsageError,
+    absolute,
+    check_config_paths,
+    load_train_config,
+    out_problem,
+    print_error,
+    shown,
+)
+from training.cli.progress import ProgressPrinter
+from training.cli.signals import StopOnSignals
+from training.config import Config
+from training.files import file_kind, is_regular_file, path_problem
+from training.rundir import CONFIG_FILE
+
+
+def default_run_dir(config: Config) -> Path:
+    from training.rundir import next_run_dir
+
+    return next_run_dir("runs", config.model.backbone)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.resume:
+        if args.config or args.data or args.out or args.overrides:
+            print_error("--resume continues a run with its own config.json; it takes no CONFIG, "
+                   "--data, --out or --set.")
+            return EXIT_USAGE
+        run_dir = absolute(args.resume)
+        problem = path_problem(run_dir, want="folder")
+        if problem:
+            raise UsageError(f"Cannot resume: {problem}. Pass a run folder written by `train`.")
+        from training.engine.run import resume_training
+
+        return _run_with_progress(lambda stop, printer: resume_training(
+            run_dir, on_event=printer, stop=stop), args.quiet, run_dir)
+    try:
+        config = load_train_config(args)
+        check_config_paths(config)
+        run_dir = absolute(args.out if args.out else default_run_dir(config))
+    except OSError as error:
+        raise UsageError(f"Cannot use the arguments: {error.strerror or error} "
+                         f"({shown(os.fsdecode(error.filename or ''))}).") from None
+    problem = out_problem(run_dir)
+    if problem:
+        raise UsageError(f"--out cannot be used as a run folder: {problem}. Choose a new or empty "
+                         "folder with --out.")
+
+    from training.api import run_training
+
+    return _run_with_progress(lambda stop, printer: run_training(
+        config, run_dir=run_dir, on_event=printer, stop=stop), args.quiet, run_dir)
+
+
+def _run_with_progress(start, quiet: bool, run_dir: Path) -> int:
+    printer = ProgressPrinter(sys.stderr, quiet=quiet)
+    with StopOnSignals(printer.note) as signals:
+        try:
+            result = start(signals.stop, printer)
+        except KeyboardInterrupt:
+            printer.note(aborted_message(run_dir))
+            return signals.exit_code
+    if result.stop_reason == "failed":
+        # Unusable input only when nothing was trained; a failure mid-run is a failed run.
+        unusable = result.error_type in USAGE_ERRORS and not result.history
+        return EXIT_USAGE if unusable else EXIT_FAILED
+    if result.stop_reason == "stopped":
+        print(result.run_dir)
+        return signals.exit_code
+    if not _saved_model(result):
+        printer.note(_no_model_message(result))
+        return EXIT_FAILED
+    print(result.run_dir)
+    return EXIT_OK
+
+
+def _saved_model(result) -> bool:
+    from training.rundir import BEST_MODEL
+
+    return result.best_epoch > 0 and is_regular_file(Path(result.run_dir) / BEST_MODEL)
+
+
+def _no_model_message(result) -> str:
+    if result.stop_reason == "diverged":
+        why = ("the loss diverged before the first epoch ended. Lower the learning rate "
+               "(see the hint above, or find one with `python main.py lr-find`) and train again")
+    else:
+        why = "no epoch produced a usable model (see the messages above)"
+    return f"error: no model was saved in {result.run_dir}: {why}."
+
+
+def aborted_message(run_dir: Path) -> str:
+    if is_regular_file(run_dir / CONFIG_FILE):
+        return (f"Aborted. The best model so far, if any, is in {run_dir}; "
+                f"continue with: python main.py train --resume {run_dir}")
+    if file_kind(run_dir) == "folder":
+        return (f"Aborted before the run saved anything to resume in {run_dir}. Train again with "
+                "a new --out folder (or delete that one first).")
+    return "Aborted; nothing was saved."
