@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QEvent, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
@@ -87,6 +87,10 @@ class MainWindow(QMainWindow):
         self.data_panel.set_recent(self.document.recent_folders())
         self.set_config(self.config, saved=True)
         self.resize(1280, 800)
+        screen = QGuiApplication.primaryScreen()
+        if screen is not None:  # a small screen (1024x700) gets a window that fits on it
+            available = screen.availableGeometry()
+            self.resize(min(1280, available.width()), min(800, available.height()))
         geometry = self.settings.value("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
