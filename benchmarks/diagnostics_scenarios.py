@@ -208,9 +208,26 @@ def _sgd_near_divergence(ws: Workspace) -> Config:
 
 
 def _frozen_random_backbone(ws: Workspace) -> Config:
-    # A linear head on random, frozen SmallCNN features: it can only learn so much.
-    return config_for(ws.main(), **{"training.head_epochs": 5, "training.fine_tune_epochs": 0,
-                                    "optimizer.learning_rate": 0.003})
+    # A linear head on random, frozen SmallCNN features: it can only learn so much. Only an
+    # explicit mode trains a head on random weights (`auto` trains from scratch).
+    return config_for(ws.main(), **{"training.mode": "head_only", "training.head_epochs": 5,
+                                    "training.fine_tune_epochs": 0, "optimizer.learning_rate": 0.003})
+
+
+# MobileNetV2 with random weights, frozen under the head: its features vanish (~1e-11), so the
+# loss sits at exactly ln 3 (a SmallCNN's random features still carry colour). Then
+# fine-tuning its top 30 layers at a tenth of the rate: training learns, validation stays at
+# chance. ~12 s and ~25 s.
+def _frozen_random_head(ws: Workspace) -> Config:
+    return config_for(ws.main(), **{"model.backbone": "MobileNetV2", "training.mode": "head_only",
+                                    "training.head_epochs": 3, "training.fine_tune_epochs": 0})
+
+
+def _fine_tuned_on_a_frozen_random_head(ws: Workspace) -> Config:
+    return config_for(ws.main(), **{"model.backbone": "MobileNetV2", "training.mode": "fine_tune",
+                                    "training.head_epochs": 1, "training.fine_tune_epochs": 3,
+                                    "training.fine_tune_layers": 30,
+                                    "training.fine_tune_learning_rate": 1e-4})
 
 
 def _stopped_too_soon(ws: Workspace) -> Config:
@@ -250,7 +267,12 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("sgd_near_divergence", "from scratch, SGD (momentum 0.9) at 0.05, batches of 4",
              ("oscillating",), _sgd_near_divergence),
     Scenario("frozen_random_backbone", "linear head on a frozen, randomly initialized SmallCNN, 5 epochs",
-             ("underfitting",), _frozen_random_backbone),
+             ("frozen_random_backbone", "underfitting"), _frozen_random_backbone),
+    Scenario("frozen_random_head", "head on a frozen MobileNetV2 with random weights, 3 epochs",
+             ("frozen_random_backbone",), _frozen_random_head),
+    Scenario("fine_tuned_on_a_frozen_random_head", "1 head epoch on a frozen random MobileNetV2, "
+             "then its top 30 layers at 1e-4 for 3 epochs", ("frozen_random_backbone", "val_stuck_at_chance"),
+             _fine_tuned_on_a_frozen_random_head),
     Scenario("stopped_too_soon", "healthy from scratch but at 1e-4 for only 3 epochs",
              ("not_converged",), _stopped_too_soon),
     Scenario("batch_norm_mismatch", "MobileNetV2 from scratch at 32 px (BatchNorm statistics)",
@@ -357,6 +379,7 @@ EVIDENCE_KEYS = {
     "lr_too_high": ("batch", "loss", "reference_loss"),
     "initial_loss_off": ("first_batch_loss", "mean_loss", "expected"),
     "lr_too_low": ("epochs", "train_improvement", "val_improvement"),
+    "frozen_random_backbone": ("seen_in", "epochs", "loss", "chance_loss"),
     "overfitting": ("kind", "best_epoch", "epoch", "val_loss_rise", "accuracy_gap"),
     "too_much_regularization": ("epoch", "gap", "gap_relative"),
     "val_stuck_at_chance": ("epoch", "accuracy", "val_accuracy", "chance_accuracy"),

@@ -66,8 +66,11 @@ def main(argv: list[str]) -> int:
 
     configure_pyqtgraph()
     from gui.window import MainWindow
+    from training.api import default_config
 
-    window = MainWindow(prewarm=os.environ.get("FINETUNE_STUDIO_PREWARM", "1") != "0")
+    # Without --config the last session's settings come back; --config and --data win.
+    window = MainWindow(default_config() if args.config else None,
+                        prewarm=os.environ.get("FINETUNE_STUDIO_PREWARM", "1") != "0")
     if args.config:
         window.load_config_file(args.config)
     if args.data:

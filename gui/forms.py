@@ -15,17 +15,20 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QValidator, QWheelEvent
 from PySide6.QtWidgets import (
+    QAbstractSlider,
     QAbstractSpinBox,
     QCheckBox,
     QComboBox,
     QFormLayout,
+    QGraphicsView,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QScrollBar,
     QVBoxLayout,
     QWidget,
 )
@@ -73,6 +76,9 @@ class ChoiceBox(QComboBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        # The box may be narrower than its longest choice (the list still shows it whole).
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.setMinimumContentsLength(12)
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 (Qt override)
         if not self.hasFocus():
@@ -265,6 +271,44 @@ def _decimals(value: float) -> int:
     return max(0, digits - int(exponent or 0))
 
 
+# Controls whose value (or view) the wheel changes: inside a scrolling panel they only take
+# the wheel once the user has focused them. Scroll bars are the panel's own.
+WHEEL_CONTROLS = (QAbstractSpinBox, QComboBox, QAbstractSlider, QGraphicsView)
+
+
+class WheelGuard(QObject):
+    """An event filter that passes a wheel event over an unfocused control on to the
+    scroll area around it, so scrolling the panel never changes a value."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt override)
+        if event.type() != QEvent.Type.Wheel or not isinstance(watched, QWidget):
+            return False
+        # A plot takes the wheel on its viewport; the plot itself holds the focus.
+        view = watched.parentWidget()
+        owner = view if isinstance(view, QGraphicsView) and view.viewport() is watched else watched
+        if owner.hasFocus():
+            return False
+        event.ignore()  # ignored, the event goes on to the parent widgets
+        return True
+
+
+def guard_wheel(root: QWidget, guard: WheelGuard) -> list[QWidget]:
+    """Puts every wheel-driven control under ``root`` behind ``guard``; a control that
+    would take focus from the wheel itself (``Qt.WheelFocus``, QComboBox's default) takes
+    it from a click or Tab only. Returns the guarded controls (idempotent)."""
+    guarded = []
+    for widget in root.findChildren(QWidget):
+        if not isinstance(widget, WHEEL_CONTROLS) or isinstance(widget, QScrollBar):
+            continue
+        if widget.focusPolicy() == Qt.FocusPolicy.WheelFocus:
+            widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        widget.installEventFilter(guard)  # installing twice keeps one filter
+        if isinstance(widget, QGraphicsView):
+            widget.viewport().installEventFilter(guard)
+        guarded.append(widget)
+    return guarded
+
+
 class ConfigForm(QWidget):
     """Base class of a settings panel: rows of controls bound to config keys."""
 
@@ -276,6 +320,7 @@ class ConfigForm(QWidget):
         self._loading = False
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(6, 6, 6, 6)
+        self._wheel_guard = WheelGuard(self)
 
     # -- building ---------------------------------------------------------------------
     def group(self, title: str, name: str) -> QFormLayout:
@@ -283,11 +328,20 @@ class ConfigForm(QWidget):
         box.setObjectName(name)
         form = QFormLayout(box)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        # A narrow sidebar (a 1024 px screen) puts a long row's control under its label
+        # instead of cutting it off.
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         self._layout.addWidget(box)
         return form
 
     def finish(self) -> None:
         self._layout.addStretch(1)
+        self.guard_wheel()
+
+    def guard_wheel(self) -> list[QWidget]:
+        """Keeps the wheel from changing any control of the panel that has no focus
+        (also the ones a panel builds itself); call again after adding controls."""
+        return guard_wheel(self, self._wheel_guard)
 
     def bind(self, key: str, widget: QWidget, get: Callable[[], Any] | None = None,
              set_: Callable[[Any], None] | None = None, signal: Any = None,

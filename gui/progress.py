@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSizePolicy, QWidget
 
 from training.events import BatchEnd, EpochEnd, Event, Failed, Finished, PhaseChanged, RunStarted
 
 PHASE_NAMES = {"head": "Training head", "fine_tune": "Fine-tuning"}
+TOOL_OUTCOME_MS = 6000  # how long a finished tool's outcome stays before the strip is idle
 
 
 def format_eta(seconds: float | None) -> str:
@@ -20,16 +23,24 @@ def format_eta(seconds: float | None) -> str:
 
 
 class RunProgressWidget(QWidget):
-    def __init__(self, parent: QWidget | None = None) -> None:
+    """What the current job is doing; its outcome stays until the next job starts or the
+    settings change (``idle``); a tool's outcome goes after ``TOOL_OUTCOME_MS``.
+
+    Args:
+        plain: turns engine text (a failure's message) into the window's words.
+    """
+
+    def __init__(self, parent: QWidget | None = None, *, plain: Callable[[str], str] | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("runProgress")
+        self.plain = plain or (lambda text: text)
+        self.idle_timer = QTimer(self, singleShot=True)
+        self.idle_timer.timeout.connect(self.idle)
         self.bar = QProgressBar()
         self.bar.setObjectName("runProgressBar")
         self.bar.setTextVisible(True)
-        self.bar.setFormat("Idle")
-        self.bar.setValue(0)
         self.bar.setToolTip("Progress of the whole run (all phases).")
-        self.label = QLabel("Ready.")
+        self.label = QLabel()
         self.label.setObjectName("runProgressLabel")
         # Ignored: a long message must not widen the window; it is cut and fully in the tooltip.
         self.label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -40,14 +51,28 @@ class RunProgressWidget(QWidget):
         self.total_epochs = 0
         self.steps_per_epoch = 0
         self.phase = ""
+        self.idle()
+
+    def idle(self) -> None:
+        """No job, and no outcome worth showing any more."""
+        self.idle_timer.stop()
+        self.bar.setRange(0, 1)
+        self.bar.setValue(0)
+        self.bar.setFormat("Idle")
+        self._say("Ready.")
+
+    def _say(self, text: str, tip: str = "") -> None:
+        self.label.setText(text)
+        self.label.setToolTip(tip)
 
     def start(self, total_epochs: int) -> None:
+        self.idle_timer.stop()
         self.total_epochs = total_epochs
         self.steps_per_epoch = 0
         self.phase = ""
         self.bar.setRange(0, 0)  # busy indicator until the first phase says how many steps
         self.bar.setFormat("Starting…")
-        self.label.setText("Loading TensorFlow and the data…")
+        self._say("Loading TensorFlow and the data…")
 
     def handle_event(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -57,7 +82,7 @@ class RunProgressWidget(QWidget):
             self.steps_per_epoch = max(1, event.steps_per_epoch)
             self.bar.setRange(0, max(1, self.total_epochs * self.steps_per_epoch))
             self.bar.setFormat(f"{PHASE_NAMES.get(event.phase, event.phase)} %p%")
-            self.label.setText(event.description or PHASE_NAMES.get(event.phase, event.phase))
+            self.label.setText(self.plain(event.description) or PHASE_NAMES.get(event.phase, event.phase))
         elif isinstance(event, BatchEnd):
             self.bar.setMaximum(max(self.bar.maximum(), event.step))
             self.bar.setValue(event.step)
@@ -72,29 +97,31 @@ class RunProgressWidget(QWidget):
             self.bar.setRange(0, 1)
             self.bar.setValue(1)
             self.bar.setFormat(f"Finished ({event.stop_reason})")
-            self.label.setText(f"Best epoch {event.best_epoch} · run {Path(event.run_dir).name}")
-            self.label.setToolTip(event.run_dir)
+            self._say(f"Best epoch {event.best_epoch} · run {Path(event.run_dir).name}", event.run_dir)
         elif isinstance(event, Failed):
             self.bar.setRange(0, 1)
             self.bar.setValue(0)
             self.bar.setFormat("Failed")
-            self.label.setText(event.message)
-            self.label.setToolTip(event.message)
+            message = self.plain(event.message)
+            self._say(message, message)
 
     def start_tool(self, title: str) -> None:
+        self.idle_timer.stop()
         self.total_epochs = 0
         self.bar.setRange(0, 0)
         self.bar.setFormat(f"{title}…")
-        self.label.setText("Loading TensorFlow and the data…")
+        self._say("Loading TensorFlow and the data…")
 
     def tool_message(self, message: str) -> None:
-        self.label.setText(message)
-        self.label.setToolTip(message)
+        self._say(message, message)
 
-    def tool_done(self, text: str) -> None:
+    def tool_done(self, text: str, message: str = "") -> None:
+        """The tool's outcome, shown for ``TOOL_OUTCOME_MS``; its progress messages go."""
         self.bar.setRange(0, 1)
         self.bar.setValue(1)
         self.bar.setFormat(text)
+        self._say(message)
+        self.idle_timer.start(TOOL_OUTCOME_MS)
 
     def stopping(self) -> None:
         self.bar.setFormat("Stopping after this batch… %p%")

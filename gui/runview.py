@@ -18,17 +18,27 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QStyle,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from gui.words import PLAIN, Words
 from training.api import export_best_model
 from training.events import DataReport, Failed, Finished, Hint, Log
 
 SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
-def describe_fix(fix: dict) -> str:
+
+
+def describe_fix(fix: dict, words: Words | None = None) -> str:
+    """A suggested change in the window's words: "Class weights (Data tab) = balanced"."""
+    return (words or PLAIN).fix(fix)
+
+
+def describe_fix_for_log(fix: dict) -> str:
+    """The same change as the config file and the CLI spell it: "data.class_weight = balanced"."""
     return ", ".join(f"{key} = {value}" for key, value in fix.items())
 
 
@@ -43,8 +53,9 @@ class HintsWidget(QListWidget):
     fix_requested = Signal(dict)       # apply to the settings of the next run
     restart_requested = Signal(dict)   # apply, stop the current run if any, start again
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, words: Words | None = None) -> None:
         super().__init__(parent)
+        self.words = words or PLAIN  # hints name controls and buttons, not keys and commands
         self.setObjectName("hintsList")
         self.setWordWrap(True)
         self.setAlternatingRowColors(True)
@@ -65,7 +76,7 @@ class HintsWidget(QListWidget):
         menu = QMenu(self)
         menu.setObjectName("hintMenu")
         for fix in self.fixes(item):
-            text = describe_fix(fix)
+            text = describe_fix(fix, self.words)
             apply = menu.addAction(f"Apply to next run: {text}")
             apply.triggered.connect(lambda _=False, f=fix: self.fix_requested.emit(f))
             restart = menu.addAction(f"Apply and restart: {text}")
@@ -83,13 +94,13 @@ class HintsWidget(QListWidget):
         icons = {"error": QStyle.StandardPixmap.SP_MessageBoxCritical,
                  "warning": QStyle.StandardPixmap.SP_MessageBoxWarning}
         icon = self.style().standardIcon(icons.get(hint.severity, QStyle.StandardPixmap.SP_MessageBoxInformation))
-        item = QListWidgetItem(icon, f"{hint.title}\n{hint.message}")
+        item = QListWidgetItem(icon, f"{self.words.plain(hint.title)}\n{self.words.plain(hint.message)}")
         fixes = [fix for fix in hint.fixes if isinstance(fix, dict) and fix]
         item.setData(Qt.ItemDataRole.UserRole, fixes)
         item.setData(Qt.ItemDataRole.UserRole + 1, hint.severity)
         if fixes:
             item.setToolTip("Suggested change (right-click for the choices, double-click to apply "
-                            "to the next run):\n" + "\n".join(describe_fix(fix) for fix in fixes))
+                            "to the next run):\n" + "\n".join(describe_fix(fix, self.words) for fix in fixes))
         rank = SEVERITY_RANK.get(hint.severity, 3)
         row = 0
         while row < self.count() and SEVERITY_RANK.get(self.item(row).data(Qt.ItemDataRole.UserRole + 1), 3) <= rank:
@@ -106,33 +117,34 @@ class HintsPanel(QWidget):
     """The hints list with buttons: apply the selected hint's fix (to the next run, or at
     once with a restart) and the sanity tools, whose results land in this list."""
 
-    def __init__(self, tool_actions: list[QAction], parent: QWidget | None = None) -> None:
+    def __init__(self, tool_actions: list[QAction], parent: QWidget | None = None, *,
+                 words: Words | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("hintsPanel")
-        self.list = HintsWidget()
+        self.list = HintsWidget(words=words)
         self.apply_button = QPushButton("Apply to next run")
         self.apply_button.setObjectName("applyHintButton")
-        self.apply_button.setToolTip("Change the settings as the selected hint suggests; the "
-                                     "current run (if any) goes on unchanged.")
         self.restart_button = QPushButton("Apply and restart")
         self.restart_button.setObjectName("applyRestartHintButton")
-        self.restart_button.setToolTip("Change the settings as the selected hint suggests, stop "
-                                       "the current run (keeping its best model) and start a new one.")
         self.apply_button.clicked.connect(lambda: self._emit_first(self.list.fix_requested))
         self.restart_button.clicked.connect(lambda: self._emit_first(self.list.restart_requested))
         self.list.currentItemChanged.connect(self._update_buttons)
         self.list.model().rowsInserted.connect(self._update_buttons)
         self.list.model().rowsRemoved.connect(self._update_buttons)
-        buttons = QHBoxLayout()
+        # The buttons stand in a column beside the list, so a narrow window (1024 px) never
+        # cuts them: the fixes on top, the sanity tools below.
+        buttons = QVBoxLayout()
         buttons.setContentsMargins(0, 0, 0, 0)
         buttons.addWidget(self.apply_button)
         buttons.addWidget(self.restart_button)
-        buttons.addStretch(1)
+        buttons.addSpacing(8)
         for action in tool_actions:
             button = QToolButton()
             button.setDefaultAction(action)
+            button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
             buttons.addWidget(button)
-        layout = QVBoxLayout(self)
+        buttons.addStretch(1)
+        layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.list, 1)
         layout.addLayout(buttons)
@@ -144,9 +156,14 @@ class HintsPanel(QWidget):
             signal.emit(fixes[0])
 
     def _update_buttons(self, *_: object) -> None:
-        has_fix = bool(self.list.fixes())
-        self.apply_button.setEnabled(has_fix)
-        self.restart_button.setEnabled(has_fix)
+        fixes = self.list.fixes()
+        self.apply_button.setEnabled(bool(fixes))
+        self.restart_button.setEnabled(bool(fixes))
+        change = f": {describe_fix(fixes[0], self.list.words)}" if fixes else ""
+        self.apply_button.setToolTip(f"Change the settings as the selected hint suggests{change}; "
+                                     "the current run (if any) goes on unchanged.")
+        self.restart_button.setToolTip(f"Change the settings as the selected hint suggests{change}, "
+                                       "stop the current run (keeping its best model) and start a new one.")
 
 
 class LogWidget(QPlainTextEdit):
@@ -200,9 +217,10 @@ def export_model(run_dir: str | Path, target: str | Path) -> Path:
 class FinishedRunPanel(QWidget):
     """Best epoch and validation accuracy of the last run; open its folder; export."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, words: Words | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("finishedRunPanel")
+        self.words = words or PLAIN
         self.run_dir = ""
         self.outcome = QLabel("No run has finished yet.")
         self.outcome.setObjectName("runOutcome")
@@ -244,13 +262,22 @@ class FinishedRunPanel(QWidget):
         layout.addLayout(buttons)
         layout.addStretch(1)
 
+    def show_running(self, what: str = "Running…") -> None:
+        """A run has started: nothing of the previous run's outcome stays."""
+        self.run_dir = ""
+        self.outcome.setText(what)
+        for label in (self.best_epoch, self.val_accuracy, self.val_loss, self.folder):
+            label.setText("-")
+        self.open_button.setEnabled(False)
+        self.export_button.setEnabled(False)
+
     def show_result(self, event: Finished | Failed) -> None:
         self.run_dir = event.run_dir
         self.folder.setText(event.run_dir or "-")
         has_folder = bool(event.run_dir) and Path(event.run_dir).is_dir()
         self.open_button.setEnabled(has_folder)
         if isinstance(event, Failed):
-            self.outcome.setText(f"The run failed: {event.message}")
+            self.outcome.setText(f"The run failed: {self.words.plain(event.message)}")
             self.export_button.setEnabled(False)
             for label in (self.best_epoch, self.val_accuracy, self.val_loss):
                 label.setText("-")

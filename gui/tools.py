@@ -35,9 +35,12 @@ TOOL_TIPS = {
 }
 
 
-def learning_rate_key(phase: str) -> str:
-    """The setting behind the rate a range test measured: the first phase's rate."""
-    return "optimizer.learning_rate" if phase == "head" else "training.fine_tune_learning_rate"
+def learning_rate_key(result: dict[str, Any]) -> str:
+    """The setting behind the rate a range test measured, as the engine names it (from scratch
+    the one phase trains at ``optimizer.learning_rate``); by its phase for older results."""
+    if result.get("learning_rate_key"):
+        return str(result["learning_rate_key"])
+    return "optimizer.learning_rate" if result.get("phase", "head") == "head" else "training.fine_tune_learning_rate"
 
 
 def summary_hint(tool: str, result: dict[str, Any]) -> Hint | None:
@@ -62,14 +65,31 @@ def summary_hint(tool: str, result: dict[str, Any]) -> Hint | None:
                                  "and the pipeline can learn."))
         return None  # the engine's own error hint says what is wrong
     if tool == "lr_range_test":
-        suggested = result.get("suggested_learning_rate")
-        if suggested is None:
-            return None  # the engine's "inconclusive" hint explains
-        return Hint(id="lr_range_done", severity="info", title=f"Learning-rate range test: try {suggested:.2g}",
-                    message="The plot of loss against learning rate is open; drag the marker "
-                            "and apply the rate you choose.",
-                    fixes=[{learning_rate_key(result.get("phase", "head")): float(suggested)}])
+        return _lr_range_summary(result)
     return None
+
+
+def _lr_range_summary(result: dict[str, Any]) -> Hint | None:
+    """Words that agree with the engine's verdict on the curve: a rate only when one was
+    suggested, cautious when the loss fell only a little, and nothing (the engine's hint says
+    why no rate fits) when none was."""
+    suggested = result.get("suggested_learning_rate")
+    if suggested is None:
+        return None
+    fixes = [{learning_rate_key(result): float(suggested)}]
+    plot = "The plot of loss against learning rate is open; drag the marker and apply the rate you choose."
+    if result.get("verdict") == "shallow":
+        fall = _float(result.get("fall"))
+        return Hint(id="lr_range_done", severity="info",
+                    title=f"Learning-rate range test: {suggested:.2g}, a cautious choice",
+                    message=(f"The loss fell only a little over the range ({100 * fall:.0f} %), so the "
+                             f"curve says little; {suggested:.2g} (it fell fastest near "
+                             f"{_float(result.get('steepest_learning_rate')):.2g}) is a cautious choice. "
+                             f"{plot} If training then stalls, use {TOOL_TITLES['check_setup']} in the "
+                             "Tools menu."),
+                    fixes=fixes)
+    return Hint(id="lr_range_done", severity="info", title=f"Learning-rate range test: try {suggested:.2g}",
+                message=plot, fixes=fixes)
 
 
 def _float(value: Any) -> float:
@@ -91,7 +111,7 @@ class LRRangeDialog(QDialog):
         self.setObjectName("lrRangeDialog")
         self.setWindowTitle("Learning-rate range test")
         self.result = result
-        self.key = learning_rate_key(result.get("phase", "head"))
+        self.key = learning_rate_key(result)
         rates = np.asarray(result.get("learning_rates") or [], float)
         losses = np.asarray([_float(v) for v in result.get("losses") or []], float)
         raw = np.asarray([_float(v) for v in result.get("raw_losses") or []], float)
@@ -149,7 +169,7 @@ class LRRangeDialog(QDialog):
             text += (f"The marker starts at the suggested {suggested:.2g}; drag it to choose another rate. "
                      f"Applying sets <b>{self.key}</b>.")
         else:
-            text += "No rate could be suggested: the loss did not fall clearly (see the Hints)."
+            text += "No rate could be suggested: the curve shows no rate that helps (the Hints say why)."
         if self.result.get("diverged"):
             text += " The test ended early when the loss diverged."
         return text

@@ -33,16 +33,21 @@ from gui.panels.regularization import RegularizationPanel
 from gui.plots import LivePlotsWidget, apply_palette, configure_pyqtgraph
 from gui.progress import RunProgressWidget
 from gui.qt_fixes import GuiThreadGarbageCollection
-from gui.runview import FinishedRunPanel, HintsPanel, LogWidget, describe_fix
+from gui.runview import FinishedRunPanel, HintsPanel, LogWidget, describe_fix, describe_fix_for_log
 from gui.tasks import BackgroundTasks
 from gui.tools import TOOL_TIPS, TOOL_TITLES, LRRangeDialog, summary_hint
+from gui.words import Words
 from gui.worker import Runner, TrainingWorker
-from training.api import Config, ConfigError, SplitPlan, default_config
+from training.api import Config, ConfigError, SplitPlan, default_config, planned_epochs
+from training.config import BUILTIN_SAMPLE
 from training.events import Event, Failed, Finished, Hint, RunStarted
+from training.files import is_folder
 from training.service.messages import ToolResult
 
 APP_NAME = "Finetune Studio"
 SIDEBAR_WIDTH = 450
+TAB_TITLES = ("Data", "Model", "Regularization", "Augmentation", "Optimizer")  # one per form
+RUNS_DIR_KEY = "ui/runsDir"
 
 
 class MainWindow(QMainWindow):
@@ -54,13 +59,18 @@ class MainWindow(QMainWindow):
 
     def __init__(self, config: Config | None = None, *, settings: QSettings | None = None,
                  runner: Runner | None = None, prewarm: bool = False) -> None:
+        """``config``: the settings to show; without one, the last session's come back
+        (``app.py`` passes ``--config``/``--data`` explicitly, so they win)."""
         super().__init__()
         self.setObjectName("mainWindow")
         GuiThreadGarbageCollection.acquire()
         self._gc_held = True
         self.settings = settings or QSettings("FinetuneStudio", "FinetuneStudio")
         self.document = ConfigDocument(config or default_config(), self.settings, parent=self)
+        restored = self.document.restore_session() if config is None else ""
         self.document.changed.connect(self._on_document_changed)
+        self.document.session_failed.connect(self._on_document_session_failed)
+        self._shown_settings: tuple[dict, str] | None = None  # what the last change showed
         self.split_preview = SplitPreview(self)
         self.split_preview.planned.connect(self._on_split_preview_planned)
         self.split_preview.failed.connect(self._on_split_preview_failed)
@@ -76,6 +86,8 @@ class MainWindow(QMainWindow):
         self.lr_dialog: LRRangeDialog | None = None
         self.error_dialog: QMessageBox | None = None
         self._close_requested = False
+        self._close_answered = False  # the unsaved-changes question of this close was answered
+        self._session_error = ""
         self.tasks = BackgroundTasks(self, workers=1)
         self.tasks.done.connect(self._on_tasks_done)
         self.tasks.failed.connect(self._on_tasks_failed)
@@ -85,7 +97,13 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self.setAcceptDrops(True)
         self.data_panel.set_recent(self.document.recent_folders())
-        self.set_config(self.config, saved=True)
+        runs_dir = self.settings.value(RUNS_DIR_KEY, "")
+        if runs_dir:
+            self.data_panel.runs_dir_edit.setText(str(runs_dir))
+        # Restored settings keep their saved state (the file's, when they had one).
+        self.set_config(self.config, saved=not restored)
+        if restored:
+            self.statusBar().showMessage(restored, 8000)
         self.resize(1280, 800)
         screen = QGuiApplication.primaryScreen()
         if screen is not None:  # a small screen (1024x700) gets a window that fits on it
@@ -105,15 +123,23 @@ class MainWindow(QMainWindow):
         self.forms: list[ConfigForm] = [self.data_panel, self.model_panel, self.regularization_panel,
                                         self.augmentation_panel, self.optimizer_panel]
         self.document.attach(self.forms, self.model_panel.size_problem)
+        self.words = Words.from_forms(zip(TAB_TITLES, self.forms))
+        self.optimizer_panel.words = self.words
+        for form in self.forms:
+            form.guard_wheel()  # also the controls a panel added after building its rows
         self.data_panel.scanned.connect(self._on_data_panel_scanned)
         self.data_panel.scan_failed.connect(self._on_data_panel_scan_failed)
         self.data_panel.folder_chosen.connect(self._on_data_panel_folder_chosen)
+        self.data_panel.dir_edit.editingFinished.connect(self._on_data_folder_editing_finished)
         self.optimizer_panel.on_plan = self._on_optimizer_plan
 
     def _build_central(self) -> None:
         self.settings_tabs = QTabWidget()
         self.settings_tabs.setObjectName("settingsTabs")
-        for form, title in zip(self.forms, ("Data", "Model", "Regularization", "Augmentation", "Optimizer")):
+        # Every tab stays in sight: the sidebar is never narrower than its five tabs.
+        self.settings_tabs.tabBar().setUsesScrollButtons(False)
+        self.settings_tabs.tabBar().setElideMode(Qt.TextElideMode.ElideNone)
+        for form, title in zip(self.forms, TAB_TITLES):
             scroll = QScrollArea()
             scroll.setWidgetResizable(True)
             scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -131,12 +157,12 @@ class MainWindow(QMainWindow):
         side_layout.addWidget(self.error_banner)
         side_layout.addWidget(self.settings_tabs, 1)
         self.plots = LivePlotsWidget()
-        self.hints_panel = HintsPanel(list(self.tool_actions.values()))
+        self.hints_panel = HintsPanel(list(self.tool_actions.values()), words=self.words)
         self.hints = self.hints_panel.list
         self.hints.fix_requested.connect(self._on_hints_fix_requested)
         self.hints.restart_requested.connect(self._on_hints_restart_requested)
         self.log = LogWidget()
-        self.result_panel = FinishedRunPanel()
+        self.result_panel = FinishedRunPanel(words=self.words)
         self.output_tabs = QTabWidget()
         self.output_tabs.setObjectName("outputTabs")
         self.output_tabs.addTab(self.hints_panel, "Hints")
@@ -146,7 +172,7 @@ class MainWindow(QMainWindow):
         right.addWidget(self.plots)
         right.addWidget(self.output_tabs)
         right.setSizes([520, 200])
-        self.progress = RunProgressWidget()
+        self.progress = RunProgressWidget(plain=self.words.plain)
         right_holder = QWidget()
         right_layout = QVBoxLayout(right_holder)
         right_layout.setContentsMargins(0, 0, 0, 0)
@@ -157,8 +183,11 @@ class MainWindow(QMainWindow):
         splitter.addWidget(sidebar)
         splitter.addWidget(right_holder)
         splitter.setStretchFactor(1, 1)
+        splitter.setCollapsible(0, False)  # the settings never vanish behind a dragged handle
         splitter.setSizes([SIDEBAR_WIDTH, 1280 - SIDEBAR_WIDTH])
-        sidebar.setMinimumWidth(380)
+        # No smaller than its tab bar (about 420 px): no tab hides, and every panel's
+        # controls fit beside its scroll bar.
+        sidebar.setMinimumWidth(max(380, sidebar.minimumSizeHint().width()))
         self.setCentralWidget(splitter)
 
     def _action(self, text: str, name: str, slot: Any, shortcuts: list, tip: str) -> QAction:
@@ -251,10 +280,13 @@ class MainWindow(QMainWindow):
         self.document.set_config(config, saved=saved)
 
     def load_config_file(self, path: str | Path) -> bool:
+        if not self.confirm_unsaved_changes():
+            return False
         try:
             self.document.load(path)
         except ConfigError as error:
-            self.show_error("Cannot load the config", str(error))
+            # The message names the file's keys; the window's words first, the keys in details.
+            self.show_error("Cannot load the config", self.words.plain(str(error)), details=str(error))
             return False
         self.statusBar().showMessage(f"Loaded {path}", 5000)
         return True
@@ -263,7 +295,7 @@ class MainWindow(QMainWindow):
         try:
             self.document.save(path)
         except ConfigError as error:
-            self.show_error("Cannot save the config", str(error))
+            self.show_error("Cannot save the config", self.words.plain(str(error)), details=str(error))
             return False
         except OSError as error:
             self.show_error("Cannot save the config", f"Could not write {path}: {error}")
@@ -272,10 +304,19 @@ class MainWindow(QMainWindow):
         return True
 
     def _on_document_changed(self) -> None:
-        self.error_banner.setText(self.config_error)
+        # The banner belongs to the settings: it shows their problem, and goes with it.
+        self.error_banner.setText(self.words.plain(self.config_error))
         self.error_banner.setVisible(bool(self.config_error))
         self.setWindowTitle(f"{self.document.display_name()}[*] — {APP_NAME}")
         self.setWindowModified(self.document.is_dirty())
+        shown = (self.config.to_dict(), self.config_error)
+        if shown != self._shown_settings:
+            if self._shown_settings is not None and not self.is_running():
+                self.progress.idle()  # the last job's outcome was about other settings
+            self._shown_settings = shown
+            if not self.config_error:
+                self.optimizer_panel.schedule_plan()  # epochs, mode, batch size... all shape it
+                self.model_panel.set_image_size(self.config.data.image_size)  # its weights file
         self._update_actions()
         self._update_split_plan()
 
@@ -311,6 +352,13 @@ class MainWindow(QMainWindow):
     def _on_data_panel_folder_chosen(self, folder: str) -> None:
         self.data_panel.set_recent(self.document.remember_folder(folder))
 
+    def _on_data_folder_editing_finished(self) -> None:
+        """A folder typed into the Folder field is as recent as a chosen one, once it exists."""
+        folder = self.data_panel.dir_edit.text().strip()
+        if folder and (folder == BUILTIN_SAMPLE or is_folder(folder)) and \
+                folder != (self.recent_folders() or [None])[0]:
+            self.data_panel.set_recent(self.document.remember_folder(folder))
+
     def _on_data_panel_scanned(self, scan: Any) -> None:
         paths = [path for _, path in sample_paths(scan, max(1, PREVIEW_COUNT // len(scan.classes) + 1))]
         self.augmentation_panel.set_images(paths[:PREVIEW_COUNT])
@@ -345,7 +393,8 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message, 10000)
 
     def _on_optimizer_plan(self, epochs: list[float], values: list[float]) -> None:
-        if not self.is_running():
+        # During a run the plots show the plan of the running config only.
+        if not self.is_running() or self.config == self.last_run_config:
             self.plots.set_planned_learning_rates(epochs, values)
 
     # -- background results ------------------------------------------------------------------
@@ -383,7 +432,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("A run is already in progress; stop it first.", 5000)
             return False
         if check_settings and self.config_error:
-            self.show_error("Cannot start", f"The settings are not valid: {self.config_error}")
+            self.show_error("Cannot start", f"The settings are not valid: {self.words.plain(self.config_error)}")
             return False
         return True
 
@@ -409,17 +458,20 @@ class MainWindow(QMainWindow):
         return bool(run_dir) and self.resume_run(run_dir)
 
     def resume_run(self, run_dir: str | Path) -> bool:
-        """Continues any stopped run from its last completed epoch, with its own config.json
-        (the settings in the window are left as they are)."""
-        if not self._ready_to_start(check_settings=False):
+        """Continues any stopped run from its last completed epoch, with its own config.json,
+        which the settings then show: the plots and the settings describe the same run (its
+        data, its epochs). Unsaved changes to a settings file are asked about first."""
+        if not self._ready_to_start(check_settings=False) or not self.confirm_unsaved_changes():
             return False
         check = self.lifecycle.resume_run(run_dir)
         if check.problem:
-            self.show_error("Cannot resume", check.problem)
+            self.show_error("Cannot resume", self.words.plain(check.problem))
             return False
+        self.document.show_run_config(check.config, run_dir)
         self.log.add(f"Resuming {run_dir} after epoch {check.epoch}")
         self._update_actions()
-        self.statusBar().showMessage("Resuming the run.", 3000)
+        self.statusBar().showMessage(f"Resuming {Path(run_dir).name}: the settings show that run's "
+                                     "config (save them to keep them as a file).", 8000)
         return True
 
     def _on_resume_run_triggered(self) -> None:
@@ -449,8 +501,9 @@ class MainWindow(QMainWindow):
             self.progress.start_tool(TOOL_TITLES[subject])
             self.output_tabs.setCurrentWidget(self.hints_panel)
             return
+        self.result_panel.show_running("Resuming…" if kind == "resume" else "Running…")
         self.plots.start_run()
-        self.progress.start(subject.training.head_epochs + subject.training.fine_tune_epochs)
+        self.progress.start(planned_epochs(subject))
 
     def _on_lifecycle_event(self, event: Event) -> None:
         if self.lifecycle.job_kind == "tool":
@@ -464,7 +517,7 @@ class MainWindow(QMainWindow):
         elif isinstance(event, Hint):
             self.hints.add_hint(event)
             if event.severity in ("warning", "error"):
-                self.statusBar().showMessage(f"Hint: {event.title}", 8000)
+                self.statusBar().showMessage(f"Hint: {self.words.plain(event.title)}", 8000)
         elif isinstance(event, (Finished, Failed)):
             self.result_panel.show_result(event)
             self.output_tabs.setCurrentWidget(self.result_panel)
@@ -481,11 +534,13 @@ class MainWindow(QMainWindow):
 
     def _show_tool_outcome(self, outcome: ToolResult | Failed) -> None:
         if isinstance(outcome, Failed):
-            self.progress.tool_done("Failed")
-            self.show_error("The tool failed", outcome.message, details=outcome.details or "")
+            self.progress.tool_done("Failed", self.words.plain(outcome.message))
+            self.show_error("The tool failed", self.words.plain(outcome.message),
+                            details=(outcome.details or outcome.message))
             return
-        self.progress.tool_done(f"{TOOL_TITLES.get(outcome.tool, outcome.tool)}: done")
         summary = summary_hint(outcome.tool, outcome.result)
+        self.progress.tool_done(f"{TOOL_TITLES.get(outcome.tool, outcome.tool)}: done",
+                                self.words.plain(summary.title) if summary is not None else "")
         if summary is not None:
             self.hints.add_hint(summary)
         if outcome.tool == "lr_range_test" and not outcome.result.get("stopped"):
@@ -516,8 +571,9 @@ class MainWindow(QMainWindow):
             if self.lifecycle.resumable_run_dir:
                 self.log.add("The run can be resumed from its last completed epoch (Run > Resume).")
             if isinstance(outcome, Failed):
-                self.show_error("Training failed", outcome.message,
-                                details=(outcome.details or "") + "\n\n" + self.log.toPlainText()[-6000:])
+                self.show_error("Training failed", self.words.plain(outcome.message),
+                                details=(outcome.message + "\n\n" + (outcome.details or "") + "\n\n"
+                                         + self.log.toPlainText()[-6000:]))
             elif isinstance(outcome, Finished):
                 self.statusBar().showMessage(f"Run finished: {outcome.stop_reason}.", 8000)
         self.run_finished.emit(outcome)
@@ -536,10 +592,10 @@ class MainWindow(QMainWindow):
         try:
             self.document.apply_fix(fix)
         except ConfigError as error:
-            self.show_error("Cannot apply the suggestion", str(error))
+            self.show_error("Cannot apply the suggestion", self.words.plain(str(error)), details=str(error))
             return False
-        self.statusBar().showMessage("Applied: " + describe_fix(fix), 8000)
-        self.log.add("Applied to the settings: " + describe_fix(fix))
+        self.statusBar().showMessage("Applied: " + describe_fix(fix, self.words), 8000)
+        self.log.add(f"Applied to the settings: {describe_fix(fix, self.words)} ({describe_fix_for_log(fix)})")
         return True
 
     def _on_hints_restart_requested(self, fix: dict) -> None:
@@ -570,10 +626,56 @@ class MainWindow(QMainWindow):
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
         return answer == QMessageBox.StandardButton.Yes
 
+    def ask_save_changes(self) -> QMessageBox.StandardButton:
+        """Save, Discard or Cancel for a settings file with unsaved changes."""
+        name = self.document.display_name()
+        return QMessageBox.question(
+            self, "Unsaved changes",
+            f"The settings have changed since {name} was saved. Save the changes to {name}?\n\n"
+            f"Discard leaves {name} as it is; the app starts from it next time.",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Save)
+
+    def confirm_unsaved_changes(self, *, closing: bool = False) -> bool:
+        """Before the settings are replaced or the window closes: False to stay.
+
+        Only settings that have a file are asked about: settings without one are never
+        lost, since each session's settings come back at the next start.
+        """
+        if self.document.path is None or not self.document.is_dirty():
+            return True
+        answer = self.ask_save_changes()
+        if answer == QMessageBox.StandardButton.Save:
+            return self.save_config_file(self.document.path)
+        if answer == QMessageBox.StandardButton.Discard:
+            if closing:
+                self._store_session(discard_changes=True)
+            return True
+        return False
+
+    def _store_session(self, *, discard_changes: bool = False) -> None:
+        try:
+            self.document.store_session(discard_changes=discard_changes)
+        except OSError as error:
+            self._on_document_session_failed(str(error))
+
+    def _on_document_session_failed(self, message: str) -> None:
+        if message != self._session_error:  # once, not at every change
+            self._session_error = message
+            self.log.add(f"The settings cannot be kept for the next start: {message}", "warning")
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        if not self._close_answered:
+            if not self.confirm_unsaved_changes(closing=True):
+                event.ignore()
+                return
+            self._close_answered = True
+            if not self.document.is_dirty() or self.document.path is None:
+                self._store_session()
         if self.is_running():
             if not self._close_requested:
                 if not self.confirm_close_during_training():
+                    self._close_answered = False  # the window stays: a later close asks again
                     event.ignore()
                     return
                 self._close_requested = True
@@ -583,6 +685,8 @@ class MainWindow(QMainWindow):
             event.ignore()  # closes for real when the thread has finished
             return
         self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue(RUNS_DIR_KEY, self.data_panel.runs_dir_edit.text())
+        self.settings.sync()
         for form in self.forms:
             tasks = getattr(form, "tasks", None)
             if tasks is not None:

@@ -31,7 +31,8 @@ def backbone_catalog() -> list[dict]:
 
     Keys: name, family, default_size, min_size, preprocess, params_millions,
     imagenet_top1, has_imagenet, imagenet_cached (the ImageNet file for the default size
-    is in the Keras cache, so it can be used offline).
+    is in the Keras cache, so it can be used offline), imagenet_cached_sizes (the file
+    sizes, as ``spec.imagenet_file_size`` gives them, that are cached).
     """
     catalog = []
     for spec in backbone_specs():
@@ -39,6 +40,12 @@ def backbone_catalog() -> list[dict]:
         entry["imagenet_sizes"] = list(spec.imagenet_sizes)
         entry["imagenet_cached"] = spec.has_imagenet and weights_lib.imagenet_weights_cached(
             spec.name, spec.default_size)
+        # The file sizes whose ImageNet file is cached (``spec.imagenet_file_size`` maps an
+        # input size to its file), so the window knows before Start whether one downloads.
+        file_sizes = sorted({spec.imagenet_file_size(size) for size in (*spec.imagenet_sizes, 224)})
+        entry["imagenet_cached_sizes"] = [
+            size for size in file_sizes
+            if spec.has_imagenet and weights_lib.imagenet_weights_cached(spec.name, size)]
         catalog.append(entry)
     return catalog
 

@@ -43,6 +43,10 @@ class BackboneSpec:
     imagenet_size_fixed: bool = False
     has_imagenet: bool = True
 
+    def imagenet_file_size(self, image_size: int) -> int:
+        """The input size of the ImageNet file ``keras.applications`` loads at ``image_size``."""
+        return image_size if image_size in self.imagenet_sizes else 224
+
 
 def _spec(name, family, size, preprocess, params, top1, **extra) -> BackboneSpec:
     return BackboneSpec(name, family, size, preprocess, params, top1, **extra)

@@ -104,8 +104,7 @@ def _imagenet_spec(name: str):
 
 
 def _weights_rows(spec, image_size: int) -> int:
-    # keras.applications loads the 224 px file for sizes without their own file.
-    return image_size if image_size in spec.imagenet_sizes else 224
+    return spec.imagenet_file_size(image_size)
 
 
 def _hash_matches(path: Path, expected: str | None) -> bool:

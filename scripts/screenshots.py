@@ -2,10 +2,11 @@
 
     .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
 
-Runs the real app offscreen at 1280x800 on the built-in shapes sample, trains a small
-model with the real engine (a child process, about a minute on 2 CPU cores), grabs
-the window with each settings tab shown, then runs the learning-rate range test and
-grabs its plot. Re-run it whenever the UI changes.
+Runs the real app offscreen at 1440x900 on a shapes sample, trains a small model from
+scratch with the real engine (a child process, about a minute on 2 CPU cores), grabs the
+window with each settings tab shown, then the same window at 1024x700 (the smallest size
+every tab and button fits), then runs the learning-rate range test and grabs its plot.
+Re-run it whenever the UI changes.
 """
 
 from __future__ import annotations
@@ -23,13 +24,18 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-SIZE = (1280, 800)
+SIZE = (1440, 900)
+SMALL = (1024, 700)
 MAX_BYTES = 300_000
 SHOTS = (  # file name, settings tab, output tab
     ("training.png", "Data", "Result"),
     ("model.png", "Model", "Hints"),
     ("augmentation.png", "Augmentation", "Log"),
     ("optimizer.png", "Optimizer", "Result"),
+)
+SMALL_SHOTS = (
+    ("training-1024x700.png", "Data", "Hints"),
+    ("model-1024x700.png", "Model", "Result"),
 )
 
 
@@ -83,9 +89,9 @@ def main() -> int:
     data = make_shapes_dataset(tmp / "shapes", classes=4, per_class=60, size=64, seed=3, easy=True)
     config = default_config().with_overrides({
         "data.dir": str(data), "model.backbone": "SmallCNN", "model.weights": "none",
-        "data.image_size": 64, "data.batch_size": 16, "training.head_epochs": 0,
-        "training.fine_tune_epochs": 8, "training.fine_tune_layers": "all",
-        "training.fine_tune_learning_rate": 0.003, "model.batch_norm_momentum": 0.9,
+        "data.image_size": 64, "data.batch_size": 16, "training.mode": "from_scratch",
+        "training.head_epochs": 0, "training.fine_tune_epochs": 8, "training.fine_tune_layers": "all",
+        "optimizer.learning_rate": 0.003, "model.batch_norm_momentum": 0.9,
     })
     window = MainWindow(config, settings=QSettings(str(tmp / "ui.ini"), QSettings.Format.IniFormat))
     window.data_panel.runs_dir_edit.setText(str(tmp / "runs"))
@@ -104,12 +110,15 @@ def main() -> int:
     print(f"run: {done[0] if done else 'did not finish'}", flush=True)
     tabs = {window.settings_tabs.tabText(i): i for i in range(window.settings_tabs.count())}
     outputs = {window.output_tabs.tabText(i): i for i in range(window.output_tabs.count())}
-    for name, settings_tab, output_tab in SHOTS:
-        window.settings_tabs.setCurrentIndex(tabs[settings_tab])
-        window.output_tabs.setCurrentIndex(outputs[output_tab])
-        wait(app, 0.3)
-        size = save_small(window.grab().toImage(), out / name)
-        print(f"{out / name}: {size // 1024} KB", flush=True)
+    for shots, window_size in ((SHOTS, SIZE), (SMALL_SHOTS, SMALL)):
+        window.resize(*window_size)
+        for name, settings_tab, output_tab in shots:
+            window.settings_tabs.setCurrentIndex(tabs[settings_tab])
+            window.output_tabs.setCurrentIndex(outputs[output_tab])
+            wait(app, 0.3)
+            size = save_small(window.grab().toImage(), out / name)
+            print(f"{out / name}: {size // 1024} KB", flush=True)
+    window.resize(*SIZE)
     # The learning-rate range test (Tools menu), run by the engine process, and its plot.
     window.output_tabs.setCurrentIndex(outputs["Hints"])
     done.clear()

@@ -4,6 +4,9 @@ Set before anything imports Qt; the engine tests never import Qt at all.
 """
 
 import os
+import sys
+
+import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -19,3 +22,19 @@ def stop_run_before_close(qtbot, timeout: int = 60000):
             window.worker.cancel()
             qtbot.waitUntil(lambda: not window.is_running(), timeout=timeout)
     return stop
+
+
+@pytest.fixture(autouse=True)
+def private_qsettings(tmp_path_factory):
+    """A window made without ``settings=`` reads and writes QSettings (and the last session's
+    settings beside them) in a fresh folder per test, never the user's own, so nothing a
+    test changes comes back in another. Engine tests never import Qt: nothing to do there."""
+    if "PySide6.QtCore" not in sys.modules:
+        yield None
+        return
+    from PySide6.QtCore import QSettings
+
+    folder = tmp_path_factory.mktemp("qsettings")
+    for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+        QSettings.setPath(fmt, QSettings.Scope.UserScope, str(folder))
+    yield folder

@@ -31,6 +31,7 @@ from training.diagnostics.curves import (
 from training.diagnostics.gradient_checks import exploding_evidence, vanishing_evidence
 from training.diagnostics.monitor import Diagnostics
 from training.diagnostics.thresholds import HINT_IDS, OSCILLATION_BLOCK
+from training.diagnostics.wording import learning_rate_key
 from training.events import DataReport, Hint
 
 LN3 = math.log(3)
@@ -179,6 +180,34 @@ def test_initial_loss_verdict_needs_both_first_batch_and_mean():
     assert initial_loss_verdict(float("nan"), 1.0, 3) is None
 
 
+# -- the key of a phase's rate ----------------------------------------------------------------------
+@pytest.mark.parametrize("overrides", [
+    {}, {"model.weights": "none"}, {"model.weights": "none", "training.mode": "fine_tune"},
+    {"model.weights": "none", "training.mode": "from_scratch"}, {"training.mode": "head_only"},
+    {"training.head_epochs": 0}, {"training.fine_tune_learning_rate": 3e-4},
+    {"model.weights": "none", "training.fine_tune_learning_rate": 3e-4},
+], ids=str)
+def test_a_rate_fix_sets_the_rate_the_phase_trains_at(overrides):
+    from training.engine.recipe import (
+        PHASES,
+        fine_tune_learning_rate,
+        phase_epochs,
+        phase_learning_rate,
+        resolve_mode,
+    )
+
+    config = Config().with_overrides(overrides)
+    # As the engine hands it to Diagnostics: the mode resolved, the fine-tuning rate filled in.
+    resolved = resolve_mode(config)
+    resolved = resolved.with_overrides({"training.fine_tune_learning_rate": fine_tune_learning_rate(resolved)})
+    for phase in PHASES:
+        if phase_epochs(config, phase) == 0:
+            continue
+        for given in (config, resolved):
+            fix = {learning_rate_key(phase, given): 0.0123}
+            assert phase_learning_rate(config.with_overrides(fix), phase) == pytest.approx(0.0123), (phase, fix)
+
+
 # -- lr_too_low -----------------------------------------------------------------------------------
 LR_FAR_TOO_LOW = curve("head", [(2.45, 0.28, 2.497, 0.30), (2.43, 0.28, 2.496, 0.30),
                                 (2.46, 0.29, 2.495, 0.30), (2.44, 0.26, 2.494, 0.30)])
@@ -294,8 +323,99 @@ def test_validation_at_chance_while_training_learns():
                                (0.924, 0.662, 1.104, 0.333), (0.791, 0.671, 1.691, 0.333)])
     config = Config().with_overrides({"model.weights": "none", "model.batch_norm_momentum": 0.99})
     fired = feed_epochs(make_diagnostics(config), rows)
-    assert [(e, h.id) for e, h in fired] == [(4, "val_stuck_at_chance")]
-    assert fired[0][1].fixes == [{"model.batch_norm_momentum": 0.9}]
+    assert [(e, h.id) for e, h in fired] == [(2, "val_stuck_at_chance")]  # from 2 epochs of evidence
+    hint = fired[0][1]
+    assert hint.fixes == [{"model.batch_norm_momentum": 0.9}]
+    assert hint.evidence["causes"] == ["batch_norm_statistics", "validation_unlike_training", "label_mix_up"]
+
+
+# The issue's trap, 5 classes: a head on a frozen random backbone (explicit fine_tune mode,
+# weights none) sits at exactly ln 5 and 20 %, then fine-tuning 30 layers brings training
+# accuracy to 0.44 while validation stays at 0.20. Per-epoch numbers shaped like the issue's
+# run (it kept only these).
+LN5 = math.log(5)
+FROZEN_RANDOM_CONFIG = Config().with_overrides({"model.weights": "none", "training.mode": "fine_tune",
+                                                "training.head_epochs": 5, "training.fine_tune_epochs": 5})
+ISSUE_HEAD = curve("head", [(LN5 + 0.0004, 0.19, LN5, 0.2), (LN5 + 0.0001, 0.2, LN5, 0.2),
+                            (LN5, 0.2, LN5, 0.2), (LN5, 0.2, LN5, 0.2), (LN5, 0.2, LN5, 0.2)])
+ISSUE_FINE_TUNE = curve("fine_tune", [(1.75, 0.22, 1.62, 0.2), (1.52, 0.36, 1.63, 0.2),
+                                      (1.45, 0.41, 1.64, 0.2), (1.40, 0.44, 1.66, 0.2)], 6)
+
+
+def five_class_diagnostics(config: Config) -> Diagnostics:
+    diagnostics = Diagnostics(num_classes=5, phase_learning_rates={"head": 1e-3, "fine_tune": 1e-3},
+                              config=config)
+    counts = {name: 20 for name in "abcde"}
+    diagnostics.check_data(DataReport(root="x", classes=list(counts), train_counts=counts,
+                                      validation_counts=counts), [], [])
+    return diagnostics
+
+
+def raises_a_head_rate(hint: Hint, config: Config) -> bool:
+    return any(fix.get("optimizer.learning_rate", 0) > config.optimizer.learning_rate for fix in hint.fixes)
+
+
+def test_a_frozen_random_backbone_is_named_instead_of_the_learning_rate():
+    from training.engine.recipe import frozen_random_backbone
+
+    assert frozen_random_backbone(FROZEN_RANDOM_CONFIG)
+    diagnostics = five_class_diagnostics(FROZEN_RANDOM_CONFIG)
+    fired = feed_epochs(diagnostics, ISSUE_HEAD + ISSUE_FINE_TUNE)
+    fired += [(None, h) for h in diagnostics.finish(ISSUE_HEAD + ISSUE_FINE_TUNE, "completed")]
+    assert [(e, h.id) for e, h in fired] == [(3, "frozen_random_backbone"), (8, "val_stuck_at_chance")]
+    frozen, stuck = fired[0][1], fired[1][1]
+    assert frozen.evidence["seen_in"] == "curves" and frozen.evidence["phase"] == "head"
+    assert frozen.evidence["loss"] == pytest.approx(LN5, abs=1e-3)
+    assert frozen.evidence["chance_loss"] == pytest.approx(LN5, abs=1e-3)
+    assert frozen.fixes == [{"training.mode": "from_scratch"}]
+    assert "1.609" in frozen.message and "random weights" in frozen.message
+    # Validation at chance in the 3rd epoch of fine-tuning (the jolted 1st not counted), with
+    # the random backbone's BatchNorm statistics as the first cause and training from scratch
+    # as the first fix.
+    assert stuck.evidence["phase_epochs"] == 3 and stuck.evidence["after_head_phase"] is True
+    assert stuck.evidence["causes"][0] == "frozen_random_backbone"
+    assert stuck.fixes[0] == {"training.mode": "from_scratch"}
+    assert stuck.message.index("BatchNorm statistics of a random backbone") < stuck.message.index("label")
+    for _, hint in fired:
+        assert not raises_a_head_rate(hint, FROZEN_RANDOM_CONFIG), hint
+        for fix in hint.fixes:
+            FROZEN_RANDOM_CONFIG.with_overrides(fix)
+    # The same flat head phase on pretrained weights is a rate problem.
+    pretrained = FROZEN_RANDOM_CONFIG.with_overrides({"model.weights": "imagenet"})
+    assert [h.id for _, h in feed_epochs(five_class_diagnostics(pretrained), ISSUE_HEAD)] == ["lr_too_low"]
+
+
+def test_stuck_at_chance_fires_from_the_first_two_epochs_of_a_run():
+    # From scratch, one phase: its first 2 epochs are the evidence (5 classes, 0.44 vs 0.20).
+    rows = curve("fine_tune", [(1.50, 0.38, 1.62, 0.2), (1.40, 0.44, 1.63, 0.21), (1.3, 0.5, 1.6, 0.2)])
+    config = Config().with_overrides({"model.weights": "none"})
+    fired = feed_epochs(five_class_diagnostics(config), rows)
+    assert [(e, h.id) for e, h in fired] == [(2, "val_stuck_at_chance")]
+    assert fired[0][1].evidence["causes"][0] == "batch_norm_statistics"
+    assert fired[0][1].fixes == []  # the momentum is already 0.9 from scratch ("auto")
+
+
+@pytest.mark.parametrize("rows", [
+    # Validation at chance for one epoch only (BatchNorm catching up), then fine.
+    curve("fine_tune", [(1.50, 0.40, 1.62, 0.2), (1.10, 0.60, 0.90, 0.65), (0.8, 0.7, 0.7, 0.75)]),
+    # Training not clearly above chance (0.31 vs 0.20): underfitting, not a train/validation split.
+    curve("fine_tune", [(2.02, 0.18, 1.61, 0.2), (1.71, 0.28, 1.62, 0.2), (1.65, 0.31, 1.64, 0.2)]),
+    # Validation below chance (0.0, a class the model never predicts) while training is at chance.
+    curve("fine_tune", [(1.61, 0.21, 1.7, 0.0), (1.60, 0.22, 1.7, 0.0), (1.60, 0.22, 1.7, 0.0)]),
+], ids=["recovers", "training_barely_learns", "training_at_chance"])
+def test_stuck_at_chance_stays_silent_without_a_clear_signal(rows):
+    fired = feed_epochs(five_class_diagnostics(Config().with_overrides({"model.weights": "none"})), rows)
+    assert "val_stuck_at_chance" not in [h.id for _, h in fired]
+
+
+def test_stuck_at_chance_causes_follow_the_config():
+    evidence = stuck_at_chance_evidence(curve("fine_tune", [(1.0, 0.7, 1.1, 0.33)] * 3), 1 / 3)
+    pretrained = hints.val_stuck_at_chance(evidence, Config())
+    # Pretrained BatchNorm layers stay frozen: their statistics are not a cause.
+    assert pretrained.evidence["causes"] == ["validation_unlike_training", "label_mix_up"]
+    assert pretrained.fixes == []
+    folder = hints.val_stuck_at_chance(evidence, Config().with_overrides({"data.validation_dir": "/v"}))
+    assert "separate validation folder" in folder.message
 
 
 def test_plateau_is_phase_relative_and_informational():
@@ -427,6 +547,23 @@ def test_a_specific_cause_replaces_underfitting():
     assert [h.id for h in finish(HEAVY_REGULARIZATION, config)] == ["too_much_regularization",
                                                                     "not_converged"]
     assert [h.id for h in finish(LR_FAR_TOO_LOW)] == ["lr_too_low"]
+
+
+@pytest.mark.parametrize("rows", [ISSUE_HEAD, FROZEN_RANDOM, curve("head", [(0.5, 0.8, 0.40, 0.85)] * 6),
+                                  curve("head", [(1.0, 0.7, 1.1, 0.33)] * 3)],
+                         ids=["flat_at_ln_c", "underfits", "plateau", "stuck_at_chance"])
+def test_no_hint_raises_the_head_rate_on_a_frozen_random_backbone(rows):
+    config = FROZEN_RANDOM_CONFIG.with_overrides({"training.mode": "head_only"})
+    diagnostics = make_diagnostics(config)
+    found = [h for _, h in feed_epochs(diagnostics, rows)] + diagnostics.finish(rows, "completed")
+    assert found  # each curve raises something
+    for hint in found:
+        assert hint.id != "lr_too_low" and not raises_a_head_rate(hint, config), hint
+        assert "higher learning rate" not in hint.message
+        for fix in hint.fixes:
+            config.with_overrides(fix)
+    underfits = [h for h in found if h.id == "underfitting"]
+    assert all(h.fixes == [{"training.mode": "from_scratch"}] for h in underfits)
 
 
 def test_label_smoothing_entropy_is_not_underfitting():
@@ -583,7 +720,11 @@ BARE = Config().with_overrides({"model.head.dropout": 0.0, "augmentation.horizon
 def every_hint(config: Config | None) -> list[Hint]:
     """Each builder once, on the evidence of the synthetic curves above."""
     context = {"phase": "head", "learning_rate": 1e-3, "config": config}
+    frozen_random = config if config is not None and config.model.weights == "none" else FROZEN_RANDOM_CONFIG
     built = [
+        hints.frozen_random_backbone(frozen_random),
+        hints.frozen_random_backbone(frozen_random, lr_too_low_evidence(ISSUE_HEAD, 5)),
+        hints.val_stuck_at_chance(stuck_at_chance_evidence(ISSUE_HEAD[:1] + ISSUE_FINE_TUNE, 0.2), frozen_random),
         hints.lr_too_high("head", 1, 3, 273.0, 3.0, reason="test"),
         hints.lr_too_high("fine_tune", 1, 3, 273.0, 1e-5, reason="test"),
         hints.initial_loss_off("high", 4.0, 4.0, 3, batches=5, config=config),
@@ -614,13 +755,17 @@ def every_hint(config: Config | None) -> list[Hint]:
 @pytest.mark.parametrize("config", [None, HEAVY, BARE], ids=["defaults", "heavy", "bare"])
 def test_every_fix_is_accepted_by_the_config(config):
     built = every_hint(config)
-    assert len(built) >= 17
+    assert len(built) >= 20
     for hint in built:
         assert hint.id in HINT_IDS, hint.id
         json.dumps(hint.to_dict())  # plain values only: it crosses processes and lands in events.jsonl
+        # Each fix fits the config it was made for (a frozen random backbone's: one with
+        # random weights; `training.mode: from_scratch` needs them).
+        target = config or Config()
+        if "training.mode" in str(hint.fixes) and target.model.weights != "none":
+            target = FROZEN_RANDOM_CONFIG
         for fix in hint.fixes:
-            Config().with_overrides(fix)
-            (config or Config()).with_overrides(fix)
+            target.with_overrides(fix)
 
 
 def test_fixes_the_run_config_refuses_are_dropped():

@@ -10,6 +10,8 @@ Also here: the gradient probe on a real model, because it needs Keras.
 
 from __future__ import annotations
 
+import math
+
 import keras
 import numpy as np
 import pytest
@@ -18,8 +20,11 @@ from benchmarks.diagnostics_scenarios import SCENARIOS, Workspace, run_scenario
 from training.config import Config
 from training.diagnostics.gradients import GradientProbe
 from training.diagnostics.monitor import Diagnostics
+from training.engine.recipe import phase_learning_rate
 
-FAST = [name for name, scenario in SCENARIOS.items() if not scenario.slow]
+# Run by their own test below (each also checks the hint said at start and from the curves).
+TRAPS = ("frozen_random_head", "fine_tuned_on_a_frozen_random_head")
+FAST = [name for name, scenario in SCENARIOS.items() if not scenario.slow and name not in TRAPS]
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +38,9 @@ def test_scenario_raises_its_hint_and_only_valid_fixes(name, workspace):
     result = run_scenario(name, workspace)
     assert not result.error, result.error
     fired = result.hint_ids
-    assert len(fired) == len(set(fired)), f"a hint fired twice: {fired}"
+    # A hint may be said once from the config at start and once from the curves.
+    said = [(h.id, h.evidence.get("seen_in")) for h in result.hints]
+    assert len(said) == len(set(said)), f"a hint fired twice: {said}"
     if scenario.expected:
         assert set(scenario.expected) <= set(fired), f"{name}: expected {scenario.expected}, got {fired}"
     else:
@@ -43,12 +50,46 @@ def test_scenario_raises_its_hint_and_only_valid_fixes(name, workspace):
         assert result.stop_reason == "diverged" and result.history == []
         hint = next(h for h in result.hints if h.id == "lr_too_high")
         assert hint.evidence["epoch"] == 1 and hint.evidence["batch"] <= 5
-        assert hint.fixes == [{"training.fine_tune_learning_rate": 0.3}]
+        # The fix sets the rate the phase really trains at (from scratch: optimizer.learning_rate).
+        [fix] = hint.fixes
+        assert phase_learning_rate(scenario.build(workspace).with_overrides(fix), "fine_tune") == 0.3
     config = scenario.build(workspace)
     for hint in result.hints:
         for fix in hint.fixes:
-            Config().with_overrides(fix)
+            config.with_overrides(fix)  # `training.mode: from_scratch` fits only configs without weights
+
+
+# -- the trap of weights "none" with a pretrained mode (issue 10) ------------------------------
+@pytest.mark.parametrize("name", list(TRAPS))
+def test_a_frozen_random_backbone_is_blamed_not_the_learning_rate(name, workspace):
+    from training.engine.recipe import frozen_random_backbone
+
+    scenario = SCENARIOS[name]
+    config = scenario.build(workspace)
+    assert frozen_random_backbone(config)
+    result = run_scenario(name, workspace)
+    assert not result.error, result.error
+    fired = result.hint_ids
+    assert set(scenario.expected) <= set(fired) and "lr_too_low" not in fired, fired
+    # At start from the config, and once more from the curves when they show it; others once.
+    seen = [(h.id, h.evidence.get("seen_in")) for h in result.hints]
+    assert len(seen) == len(set(seen)), seen
+    for hint in result.hints:
+        assert all(fix.get("optimizer.learning_rate", 0) <= config.optimizer.learning_rate
+                   for fix in hint.fixes), hint
+        for fix in hint.fixes:
             config.with_overrides(fix)
+    frozen = {h.evidence["seen_in"]: h for h in result.hints if h.id == "frozen_random_backbone"}
+    assert frozen["config"].fixes == [{"training.mode": "from_scratch"}]
+    if name == "frozen_random_head":
+        curves = frozen["curves"]
+        assert curves.evidence["epochs"] == 3 and curves.evidence["loss"] == pytest.approx(math.log(3), abs=0.01)
+        assert curves.fixes == [{"training.mode": "from_scratch"}]
+    else:
+        stuck = next(h for h in result.hints if h.id == "val_stuck_at_chance")
+        assert stuck.evidence["phase"] == "fine_tune" and stuck.evidence["phase_epochs"] <= 3
+        assert stuck.evidence["causes"][0] == "frozen_random_backbone"
+        assert stuck.fixes[0] == {"training.mode": "from_scratch"}
 
 
 # -- the gradient probe ---------------------------------------------------------------------

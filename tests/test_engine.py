@@ -132,8 +132,8 @@ def test_transfer_from_weights_file_beats_random_init(tmp_path):
     results = {}
     for weights in (str(tmp_path / "run_a" / "best.keras"), "none"):
         result = run_training(small_config(task_b, **{
-            "model.weights": weights, "training.head_epochs": 5, "training.fine_tune_epochs": 0,
-            "optimizer.learning_rate": 0.01}), run_dir=tmp_path / f"run_b_{len(results)}",
+            "model.weights": weights, "training.mode": "head_only", "training.head_epochs": 5,
+            "training.fine_tune_epochs": 0, "optimizer.learning_rate": 0.01}), run_dir=tmp_path / f"run_b_{len(results)}",
             on_event=lambda e: None)
         assert result.stop_reason == "completed", result.error
         results["pretrained" if weights != "none" else "random"] = result.best_metrics
@@ -221,7 +221,8 @@ def test_stop_mid_epoch_ends_within_one_batch(tmp_path):
 def test_both_phases_run_in_order_and_zero_epoch_phase_is_skipped(tmp_path):
     data = make_tiny_dataset(tmp_path, size=32)
     recorder = Recorder()
-    result = run_training(small_config(data, **{"training.head_epochs": 1, "training.fine_tune_epochs": 1,
+    result = run_training(small_config(data, **{"training.mode": "fine_tune", "training.head_epochs": 1,
+                                                "training.fine_tune_epochs": 1,
                                                 "optimizer.learning_rate": 0.01}),
                           run_dir=tmp_path / "both", on_event=recorder)
     assert result.stop_reason == "completed", result.error
@@ -235,7 +236,8 @@ def test_both_phases_run_in_order_and_zero_epoch_phase_is_skipped(tmp_path):
     assert [(e.phase, e.epoch) for e in recorder.of(EpochEnd)] == [("head", 1), ("fine_tune", 2)]
 
     recorder = Recorder()
-    run_training(small_config(data, **{"training.head_epochs": 2, "training.fine_tune_epochs": 0}),
+    run_training(small_config(data, **{"training.mode": "head_only", "training.head_epochs": 2,
+                                       "training.fine_tune_epochs": 0}),
                  run_dir=tmp_path / "head_only", on_event=recorder)
     assert [p.phase for p in recorder.of(PhaseChanged)] == ["head"]
 

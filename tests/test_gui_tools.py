@@ -73,8 +73,8 @@ def test_a_hint_fix_applies_to_the_next_run_from_its_button_and_menu(qtbot, make
     window.set_config(window.config.with_overrides({"optimizer.learning_rate": 0.01}))
     menu = window.hints.context_menu(window.hints.item(0))
     texts = [action.text() for action in menu.actions()]
-    assert texts == ["Apply to next run: optimizer.learning_rate = 0.0001",
-                     "Apply and restart: optimizer.learning_rate = 0.0001"]
+    assert texts == ["Apply to next run: Learning rate (Optimizer tab) = 0.0001",
+                     "Apply and restart: Learning rate (Optimizer tab) = 0.0001"]
     menu.actions()[0].trigger()
     assert window.config.optimizer.learning_rate == pytest.approx(1e-4)
 

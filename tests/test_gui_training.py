@@ -16,7 +16,7 @@ from PySide6.QtCore import QSettings
 from gui.window import MainWindow
 from tests.conftest import stop_run_before_close
 from tests.helpers import make_tiny_dataset
-from training.api import Config, default_config, fine_tune_learning_rate
+from training.api import Config, default_config, fine_tune_learning_rate, resolve_mode
 from training.events import Finished
 
 
@@ -25,8 +25,8 @@ def window(qtbot, tmp_path):
     data = make_tiny_dataset(tmp_path, classes=3, per_class=10, size=32)
     config = default_config().with_overrides({
         "data.dir": str(data), "model.backbone": "SmallCNN", "model.weights": "none",
-        "data.image_size": 32, "data.batch_size": 8, "training.head_epochs": 1,
-        "training.fine_tune_epochs": 1, "augmentation.rotation": 0.1,
+        "data.image_size": 32, "data.batch_size": 8, "training.mode": "fine_tune",
+        "training.head_epochs": 1, "training.fine_tune_epochs": 1, "augmentation.rotation": 0.1,
     })
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     window = MainWindow(config, settings=settings, prewarm=True)
@@ -50,10 +50,11 @@ def test_a_real_run_trains_in_a_child_process_and_fills_the_window(qtbot, window
     assert isinstance(last, Finished), getattr(last, "message", last)
     assert last.stop_reason == "completed" and last.best_epoch in (1, 2)
     # The config the engine received is the one the widgets describe (the engine fills
-    # in the values left to it: here the fine-tuning rate, a tenth of the head's).
+    # in the values left to it: the phases of the mode, and the fine-tuning rate).
     expected = window.build_config()
     assert expected == window.last_run_config
     assert expected.training.fine_tune_learning_rate is None
+    expected = resolve_mode(expected)
     expected.training.fine_tune_learning_rate = fine_tune_learning_rate(expected)
     assert window.run_started_event.config == expected.to_dict()
     assert Config.load(Path(last.run_dir) / "config.json") == expected

@@ -401,6 +401,8 @@ def test_an_engine_that_raises_is_reported(qtbot, make_window):
 
 def test_earlier_runs_stay_faintly_and_can_be_hidden(qtbot, make_window):
     window = make_window()
+    assert not window.plots.show_earlier.isChecked()  # off until asked for
+    window.plots.show_earlier.setChecked(True)
     run_to_end(qtbot, window)
     run_to_end(qtbot, window)
     ghosts = window.plots.loss_plot.faint

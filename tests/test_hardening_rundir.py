@@ -385,7 +385,9 @@ def test_a_real_full_disk_ends_cleanly_and_the_run_resumes(tmp_path):
                                            capture_output=True).returncode != 0:
         pytest.skip("needs root and permission to mount a small tmpfs (to fill a real disk)")
     try:
-        config = tiny_config(data)
+        # A head phase first: its checkpoint (no optimizer state for the backbone) fits, the
+        # fine-tuning phase's does not.
+        config = tiny_config(data, **{"training.mode": "fine_tune"})
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
         process = subprocess.run([sys.executable, "-c", FILL_THE_DISK, str(ROOT), config.to_json(),
                                   str(disk / "run")], capture_output=True, text=True, env=env, timeout=300)

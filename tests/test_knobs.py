@@ -96,6 +96,8 @@ def overrides_for(key: str, value: Any) -> dict[str, Any]:
         overrides["data.validation_dir"] = "/data/val"
     elif key == "model.backbone" and value in NO_IMAGENET_WEIGHTS:
         overrides["model.weights"] = "none"
+    elif key == "training.mode" and value == "from_scratch":
+        overrides["model.weights"] = "none"
     return overrides
 
 

@@ -44,10 +44,15 @@ class Events(list):
       "training.fine_tune_epochs": 3},
      [("head", 2, 1e-3, recipe.REASON_HEAD), ("fine_tune", 3, 1e-4, recipe.REASON_TENTH)]),
     ({"model.weights": "none", "training.head_epochs": 0, "training.fine_tune_epochs": 12},
-     [("fine_tune", 12, 1e-3, recipe.REASON_NO_HEAD_PHASE)]),
+     [("fine_tune", 12, 1e-3, recipe.REASON_FROM_SCRATCH)]),
     ({"model.weights": "imagenet", "training.head_epochs": 0, "training.fine_tune_epochs": 4},
      [("fine_tune", 4, 1e-3, recipe.REASON_NO_HEAD_PHASE)]),
+    # Random weights, automatic mode: from scratch, one phase of all the epochs.
     ({"model.weights": "none", "training.head_epochs": 3, "training.fine_tune_epochs": 3},
+     [("fine_tune", 6, 1e-3, recipe.REASON_FROM_SCRATCH)]),
+    # A frozen random backbone asked for explicitly still fine-tunes at the full rate.
+    ({"model.weights": "none", "training.mode": "fine_tune", "training.head_epochs": 3,
+      "training.fine_tune_epochs": 3},
      [("head", 3, 1e-3, recipe.REASON_HEAD), ("fine_tune", 3, 1e-3, recipe.REASON_FROM_SCRATCH)]),
     ({"model.weights": "imagenet", "training.fine_tune_learning_rate": 3e-4},
      [("head", 5, 1e-3, recipe.REASON_HEAD), ("fine_tune", 5, 3e-4, recipe.REASON_CONFIGURED)]),
@@ -96,7 +101,7 @@ def test_from_scratch_without_head_phase_trains_at_the_users_rate(tmp_path):
 
     phase, = events.of(PhaseChanged)
     assert phase.phase == "fine_tune" and phase.learning_rate == pytest.approx(0.002)
-    assert "at learning rate 0.002 (optimizer.learning_rate: no head phase precedes it)" in phase.description
+    assert f"at learning rate 0.002 ({recipe.REASON_FROM_SCRATCH})" in phase.description
     # The optimizer's own rate, read during fit, and the recorded epochs.
     batches = events.of(BatchEnd)
     assert batches and all(b.learning_rate == pytest.approx(0.002) for b in batches)

@@ -98,7 +98,7 @@ def test_lr_range_test_returns_a_curve_and_a_suggestion(data_dir):
     assert result.learning_rates[0] == pytest.approx(1e-6)
     ratios = np.diff(np.log(result.learning_rates))
     np.testing.assert_allclose(ratios, np.log(1e6) / 59, rtol=1e-6)  # exponential growth
-    assert min(result.losses) < 0.9 * result.losses[0]
+    assert min(result.losses) < 0.9 * result.losses[0] and result.verdict == "clear"
     assert 1e-6 <= result.suggested_learning_rate <= 1.0
     assert result.suggested_learning_rate <= result.min_loss_learning_rate / 10 * 1.05
     for hint in result.hints:
@@ -143,3 +143,77 @@ def test_cli_sanity_commands_fail_cleanly_on_a_bad_folder(tmp_path, capsys):
     assert main(["overfit", "--data", str(tmp_path), "--set", "model.backbone=SmallCNN",
                  "--set", "model.weights=none"]) == 2
     assert "at least 2" in capsys.readouterr().err
+
+
+# -- what the range test says about its curve ------------------------------------------------------
+def range_result(losses, phase: str = "fine_tune"):
+    """A measured curve: ``losses`` (smoothed) over rates from 1e-7 growing 10x every 15 steps."""
+    from training.engine.sanity.lr_range import LRRangeResult
+
+    rates = [1e-7 * 10 ** (i / 15) for i in range(len(losses))]
+    return LRRangeResult(learning_rates=rates, losses=list(losses), raw_losses=list(losses), phase=phase,
+                         suggested_learning_rate=None, min_loss_learning_rate=None, steepest_learning_rate=None)
+
+
+def falling(fall: float, steps: int = 120, start: float = 1.1) -> list[float]:
+    """Flat, then down by ``fall`` (a fraction of the start) around step 80, then up (diverging)."""
+    shape = [1 / (1 + math.exp(-(i - 80) / 6)) for i in range(steps - 10)]
+    return [start * (1 - fall * s) for s in shape] + [start * (1 - fall) * (1 + 0.4 * k) for k in range(1, 11)]
+
+
+CURVES = {
+    "clear": falling(0.6),
+    "shallow": falling(0.06),         # the issue's case: a small fall, and the setup then trained well
+    "flat": [1.0986 + 1e-5 * math.sin(i) for i in range(120)],
+    "lowest_at_start": [1.0 + 0.001 * i for i in range(120)],
+    "diverged_at_once": [1.1, 2.5, 9.0],
+}
+
+
+def range_texts(result, found) -> tuple[list[str], object]:
+    """Every text the window shows side by side: the engine's hints and the summary."""
+    from dataclasses import asdict
+
+    from gui.tools import summary_hint
+
+    payload = dict(asdict(result), hints=[h.to_dict() for h in found])
+    summary = summary_hint("lr_range_test", payload)
+    texts = [f"{h.title} {h.message}" for h in found + ([summary] if summary else [])]
+    return texts, summary
+
+
+@pytest.mark.parametrize("name", list(CURVES))
+def test_lr_range_words_never_contradict_the_suggestion(name):
+    from training.engine.recipe import phase_learning_rate
+    from training.engine.sanity.lr_range import judge_curve
+
+    config = Config().with_overrides({"model.weights": "none"})
+    result = range_result(CURVES[name])
+    found = judge_curve(result, config)
+    texts, summary = range_texts(result, found)
+    suggested = result.suggested_learning_rate
+    if name in ("clear", "shallow"):
+        assert suggested is not None and result.verdict == name
+        assert result.steepest_learning_rate <= result.min_loss_learning_rate
+        for text in texts:
+            assert "inconclusive" not in text.lower() and "elsewhere" not in text, text
+        # From scratch the one phase trains at optimizer.learning_rate: the fix sets that.
+        assert summary.fixes == [{"optimizer.learning_rate": suggested}]
+        assert phase_learning_rate(config.with_overrides(summary.fixes[0]), "fine_tune") == suggested
+        assert all(f"{suggested:.2g}" in text for text in texts)  # one rate, named alike everywhere
+        if name == "shallow":
+            assert all("cautious" in text for text in texts) and "Check setup" in summary.message
+    else:
+        assert suggested is None and result.verdict == "none" and summary is None
+        assert [h.id for h in found] == ["lr_range_inconclusive"]
+        assert found[0].fixes == [] and "Suggested" not in found[0].title
+
+
+def test_lr_range_test_on_a_frozen_random_backbone_suggests_no_rate(data_dir):
+    config = small_config(data_dir, **{"training.mode": "head_only", "training.head_epochs": 3})
+    result = sanity.lr_range_test(config, steps=20)
+    assert result.phase == "head" and result.suggested_learning_rate is None and result.verdict == "none"
+    assert [h.id for h in result.hints] == ["frozen_random_backbone"]
+    assert result.hints[0].fixes == [{"training.mode": "from_scratch"}]
+    texts, summary = range_texts(result, result.hints)
+    assert summary is None and not any("Suggested" in text or "try" in text for text in texts)

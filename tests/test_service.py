@@ -306,7 +306,7 @@ def test_helper_calls_are_answered_and_malformed_ones_refused_without_ending_the
         assert ask(encode(Call(method="device"))).result.startswith("CPU")
         planned = ask(encode(Call(method="planned_learning_rates",
                                   params={"config": tiny_config(data).to_dict(), "steps_per_epoch": 3})))
-        assert len(planned.result["head"]) == 3
+        assert len(planned.result["fine_tune"]) == 3
     finally:
         process.stdin.close()
         assert process.wait(timeout=30) == 0  # the end of stdin ends the helper cleanly

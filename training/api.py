@@ -13,7 +13,13 @@ from typing import Any
 from training.config import Config, ConfigError, DataConfig, default_config
 from training.data.pipeline import plan_data
 from training.data.split import SplitPlan
-from training.engine.recipe import PhasePlan, fine_tune_learning_rate, phase_plan
+from training.engine.recipe import (
+    PhasePlan,
+    fine_tune_learning_rate,
+    phase_plan,
+    planned_epochs,
+    resolve_mode,
+)
 from training.events import Event, EventCallback
 from training.rundir import ResumeCheck, check_resume, export_best_model, next_run_dir, resume_problem
 
@@ -23,7 +29,8 @@ __all__ = [
     "backbone_catalog", "predict", "planned_learning_rates", "preview_augmentation",
     "load_preview_images", "check_setup", "overfit_tiny_subset", "lr_range_test",
     "next_run_dir", "resume_problem", "check_resume", "ResumeCheck", "export_best_model",
-    "plan_split", "SplitPlan", "device_description", "PhasePlan", "phase_plan",
+    "plan_split", "SplitPlan", "device_description", "PhasePlan", "phase_plan", "check_data",
+    "planned_epochs", "resolve_mode",
 ]
 
 
@@ -147,6 +154,31 @@ def plan_split(scan, data: DataConfig) -> SplitPlan:
             that does not match the scan's classes.
     """
     return plan_data(scan, data, seed=data.seed)[0]
+
+
+def check_data(scan, data: DataConfig, *, image_size: int | None = None, known=None,
+               on_progress=None, stop: threading.Event | None = None):
+    """What a run with ``data`` would find wrong with the images of ``scan`` (a
+    ``scan_folder`` result), without TensorFlow: the files it would skip (decoded as the
+    pipeline decodes them), the classes with fewer validation images than its data hints ask
+    for, and the copies of training images among the validation images. Returns a
+    ``training.data.check.DataCheck``; call it off a GUI thread (it decodes every image).
+
+    Args:
+        image_size: the size a run decodes at; default ``data.image_size``, else the default
+            backbone's input size.
+        known: a previous check's ``decoded`` at the same size: files unchanged since are
+            not decoded again.
+        on_progress: called with (stage, done, total): stage "decode" or "duplicates".
+        stop: when set, the check ends soon, raising ``training.data.errors.CheckStopped``.
+    """
+    from models.registry import get_spec
+    from training.data.check import check_data as _check
+    from training.diagnostics.thresholds import VAL_MIN_PER_CLASS
+
+    size = image_size or data.image_size or get_spec(default_config().model.backbone).default_size
+    return _check(scan, data, size, min_validation_per_class=VAL_MIN_PER_CLASS, known=known,
+                  on_progress=on_progress, stop=stop)
 
 
 def device_description() -> str:

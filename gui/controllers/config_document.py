@@ -1,6 +1,9 @@
-"""The settings being edited: the config the forms describe, its file, whether it is saved.
+"""The settings being edited: the config the forms describe, its file, whether it is saved,
+and the last session's settings, which come back at the next start.
 
-QSettings holds UI state only (the recent data folders here), never training settings.
+QSettings holds UI state only (the recent data folders, which file was open), never training
+settings: the last session's config is a config JSON file of its own beside the QSettings
+file (``session_file``), which the CLI can read as well.
 """
 
 from __future__ import annotations
@@ -8,13 +11,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QSettings, Signal
+from PySide6.QtCore import QIODevice, QObject, QSaveFile, QSettings, QStandardPaths, QTimer, Signal
 
 from gui.forms import ConfigForm
 from training.api import Config, ConfigError
 
 RECENT_LIMIT = 8
 RECENT_KEY = "data/recentFolders"
+DOCUMENT_PATH_KEY = "session/documentPath"  # the config file the last session had open
+SESSION_DEBOUNCE_MS = 500  # a burst of edits writes the session's settings once
+
+
+def session_file(settings: QSettings) -> Path:
+    """Where the last session's settings are kept: beside the QSettings file (so a test's
+    temporary settings keep theirs apart), or in the app's config folder where QSettings
+    lives in a registry (Windows)."""
+    location = Path(settings.fileName())
+    if location.is_absolute() and location.name:
+        return location.with_name(f"{location.stem}-last-settings.json")
+    folder = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppConfigLocation)
+    return Path(folder or Path.home()) / "last-settings.json"
 
 
 class ConfigDocument(QObject):
@@ -25,16 +41,21 @@ class ConfigDocument(QObject):
     """
 
     changed = Signal()  # the config, its error, its file or its saved state changed
+    session_failed = Signal(str)  # the session's settings could not be written (why)
 
     def __init__(self, config: Config, settings: QSettings, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.config = config
         self.error = ""
         self.path: Path | None = None
+        self.origin = ""  # where settings without a file came from ("run_3 (resumed run)")
         self.settings = settings
         self._saved = config.to_dict()
         self._forms: list[ConfigForm] = []
         self._check: Callable[[Config], str] = lambda config: ""
+        self._session_timer = QTimer(self, singleShot=True, interval=SESSION_DEBOUNCE_MS)
+        self._session_timer.timeout.connect(self._on_session_timer_timeout)
+        self.changed.connect(self._session_timer.start)
 
     def attach(self, forms: list[ConfigForm], check: Callable[[Config], str]) -> None:
         """Reads ``forms`` after each edit; ``check(config)`` may add a problem the config
@@ -82,7 +103,14 @@ class ConfigDocument(QObject):
         return self.config.to_dict() != self._saved
 
     def display_name(self) -> str:
-        return self.path.name if self.path else "untitled"
+        return self.path.name if self.path else self.origin or "untitled"
+
+    def show_run_config(self, config: Config, run_dir: str | Path) -> None:
+        """Shows the config a resumed run trains with: the settings become that run's, with
+        no file of their own (saving asks for one, never the run folder's config.json)."""
+        self.path = None
+        self.origin = f"{Path(run_dir).name} (resumed run)"
+        self.set_config(config, saved=True)
 
     def refresh(self) -> None:
         """Reads the forms again (e.g. once the backbone catalog knows each minimum size)."""
@@ -105,6 +133,7 @@ class ConfigDocument(QObject):
         """
         config = Config.load(path)
         self.path = Path(path)
+        self.origin = ""
         self.set_config(config, saved=True)
 
     def save(self, path: str | Path) -> None:
@@ -118,8 +147,56 @@ class ConfigDocument(QObject):
             raise ConfigError(f"The settings are not valid: {self.error}")
         self.config.save(path)
         self.path = Path(path)
+        self.origin = ""
         self._saved = self.config.to_dict()
         self.changed.emit()
+
+    # -- the last session --------------------------------------------------------------------
+    def restore_session(self) -> str:
+        """Takes the last session's settings (and its file, if it had one) in place of the
+        current ones, before the forms show them. Returns what happened, for the status bar
+        ("" when there was nothing to restore)."""
+        location = session_file(self.settings)
+        if not location.is_file():
+            return ""
+        try:
+            config = Config.load(location)
+        except ConfigError as error:
+            return f"The settings of the last session could not be restored: {error}"
+        self.config, self._saved, self.path, self.origin = config, config.to_dict(), None, ""
+        file = str(self.settings.value(DOCUMENT_PATH_KEY, "") or "")
+        if file:
+            try:
+                self._saved = Config.load(file).to_dict()  # unsaved changes stay unsaved
+                self.path = Path(file)
+            except ConfigError:
+                pass  # the file is gone or changed beyond reading: the settings stay untitled
+        return "Restored the settings of the last session" + (f" ({self.path.name})." if self.path else ".")
+
+    def store_session(self, *, discard_changes: bool = False) -> None:
+        """Writes the settings (the last valid ones) for the next start; ``discard_changes``
+        writes what the file holds instead, so changes the user discarded do not come back.
+
+        Raises:
+            OSError: the settings file cannot be written.
+        """
+        self._session_timer.stop()
+        config = Config.from_dict(self._saved) if discard_changes else self.config
+        location = session_file(self.settings)
+        location.parent.mkdir(parents=True, exist_ok=True)
+        file = QSaveFile(str(location))  # written whole or not at all
+        if not file.open(QIODevice.OpenModeFlag.WriteOnly):
+            raise OSError(f"Cannot write {location}: {file.errorString()}")
+        file.write(config.to_json().encode("utf-8"))
+        if not file.commit():
+            raise OSError(f"Cannot write {location}: {file.errorString()}")
+        self.settings.setValue(DOCUMENT_PATH_KEY, str(self.path) if self.path else "")
+
+    def _on_session_timer_timeout(self) -> None:
+        try:
+            self.store_session()
+        except OSError as error:
+            self.session_failed.emit(str(error))
 
     # -- recent data folders -----------------------------------------------------------------
     def recent_folders(self) -> list[str]:

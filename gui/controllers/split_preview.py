@@ -1,17 +1,29 @@
-"""The window's planned training and validation images: the engine's own split of the
-scanned folder (``training.api.plan_split``), made off the GUI thread because the split's
-first use imports scikit-learn (about 0.8 s)."""
+"""The window's planned training and validation images, and the check of them.
+
+``SplitPreview``: the engine's own split of the scanned folder (``training.api.plan_split``),
+made off the GUI thread because the split's first use imports scikit-learn (about 0.8 s).
+``DataCheckRunner``: what training would find wrong with those images
+(``training.api.check_data``: every image decoded, small classes, copies across the split),
+in a background thread with its progress.
+"""
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QCoreApplication, QObject, Signal, Slot
 
 from gui.tasks import BackgroundTasks
-from training.api import SplitPlan, plan_split
+from training.api import SplitPlan, check_data, plan_split
 from training.config import DataConfig
-from training.data.errors import DataError
+from training.data.check import DataCheck
+from training.data.errors import CheckStopped, DataError
+
+# Progress reaches the window at most this often (seconds): a fast check of thousands of
+# small images would otherwise queue thousands of signals.
+PROGRESS_INTERVAL = 0.1
 
 
 class SplitPreview(QObject):
@@ -69,3 +81,84 @@ def _plan(generation: int, scan: Any, data: DataConfig) -> tuple[int, SplitPlan 
         return generation, plan_split(scan, data), ""
     except DataError as error:
         return generation, None, str(error)
+
+
+class DataCheckRunner(QObject):
+    """Runs ``training.api.check_data`` in a background thread, one check at a time.
+
+    A new ``start`` stops the check before it (it ends within a block of images); progress
+    and the result arrive in the GUI thread, and only those of the newest check.
+    """
+
+    progressed = Signal(str, int, int)  # stage ("decode", "duplicates"), done, total
+    finished = Signal(object)           # the DataCheck
+    failed = Signal(str)
+    # (generation, stage, done, total) from the worker thread; this object lives in the
+    # GUI thread, so the connection is queued.
+    _progress = Signal(object)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.tasks = BackgroundTasks(self, workers=1)
+        self.tasks.done.connect(self._on_tasks_done)
+        self.tasks.failed.connect(self._on_tasks_failed)
+        self._progress.connect(self._on_self_progress)
+        self._stop = threading.Event()
+        self._generation = 0
+        self.running = False
+        app = QCoreApplication.instance()
+        if app is not None:  # a check must not keep the process alive after the window quit
+            app.aboutToQuit.connect(self.cancel)
+
+    def start(self, scan: Any, data: DataConfig, image_size: int | None, known: Any = None) -> None:
+        self.cancel()
+        self._stop = stop = threading.Event()
+        self.running = True
+        self.tasks.submit("check", _run_check, self._generation, scan, data, image_size, known,
+                          self._reporter(self._generation), stop)
+
+    def cancel(self) -> None:
+        self._stop.set()
+        self._generation += 1
+        self.running = False
+
+    def _reporter(self, generation: int):
+        """A progress callback for the worker thread, throttled to ``PROGRESS_INTERVAL``."""
+        last = [0.0]
+
+        def report(stage: str, done: int, total: int) -> None:
+            now = time.monotonic()
+            if done < total and now - last[0] < PROGRESS_INTERVAL:
+                return
+            last[0] = now
+            try:
+                self._progress.emit((generation, stage, done, total))
+            except RuntimeError:
+                pass  # the panel was destroyed while the check ran
+        return report
+
+    @Slot(object)
+    def _on_self_progress(self, report: tuple) -> None:
+        generation, stage, done, total = report
+        if generation == self._generation and self.running:
+            self.progressed.emit(stage, done, total)
+
+    def _on_tasks_done(self, name: str, result: tuple) -> None:
+        generation, check = result
+        if generation != self._generation or check is None:
+            return  # stopped, or a newer check was started since
+        self.running = False
+        self.finished.emit(check)
+
+    def _on_tasks_failed(self, name: str, error: Exception) -> None:
+        self.running = False
+        self.failed.emit(f"The images could not be checked: {error}")
+
+
+def _run_check(generation: int, scan: Any, data: DataConfig, image_size: int | None, known: Any,
+               report: Any, stop: threading.Event) -> tuple[int, DataCheck | None]:
+    try:
+        return generation, check_data(scan, data, image_size=image_size, known=known,
+                                      on_progress=report, stop=stop)
+    except CheckStopped:
+        return generation, None

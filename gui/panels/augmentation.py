@@ -34,7 +34,7 @@ STRENGTHS = ("augmentation.rotation", "augmentation.zoom", "augmentation.transla
              "augmentation.cutout", "augmentation.mixup", "augmentation.cutmix", "augmentation.randaugment")
 PREVIEW_COUNT = 8  # two rows: the toggles and the grid fit the tab at 1280x800
 PREVIEW_COLUMNS = 4
-PREVIEW_PX = 92
+PREVIEW_PX = 76  # four across fit the narrowest sidebar (380 px)
 PREVIEW_MAX_SIZE = 160
 DEBOUNCE_MS = 300
 

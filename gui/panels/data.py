@@ -1,35 +1,52 @@
-"""The Data panel: folder, validation, image size, batch size; what the scan found."""
+"""The Data panel: folder, validation, image size, batch size; what the scan found, and
+what training would find wrong (checked in the background after each scan)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtCore import QModelIndex, QPoint, QRect, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QGuiApplication, QImage, QKeySequence, QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QComboBox,
     QFileDialog,
+    QFormLayout,
     QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QMenu,
+    QProgressBar,
     QPushButton,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QTreeWidget,
+    QTreeWidgetItem,
     QWidget,
 )
 
+from gui.controllers.split_preview import DataCheckRunner
 from gui.forms import ConfigForm, control, hbox, tooltip
 from gui.tasks import BackgroundTasks
-from training.api import Config, scan_folder
-from training.config import BUILTIN_SAMPLE
+from gui.words import Words
+from training.api import Config, ConfigError, default_config, scan_folder
+from training.config import BUILTIN_SAMPLE, DataConfig, knob_of
+from training.data.check import DataCheck, SmallClass
 from training.data.images import ImageLoadError, load_thumbnail
 from training.files import display_path, is_folder
 
 THUMBNAIL_PX = 56
 THUMBNAILS_PER_CLASS = 4
 THUMBNAIL_CLASSES = 12
+# A setting edited with the arrows changes several times a second: the check restarts once
+# the edits pause.
+RECHECK_DELAY_MS = 400
 
 
 def class_counts(scan: Any) -> dict[str, int]:
@@ -104,19 +121,165 @@ def _short(name: str, limit: int = 14) -> str:
     return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
+def shown_path(path: str, roots: list[str]) -> str:
+    """``path`` relative to the first of ``roots`` that holds it (as people read it)."""
+    for root in roots:
+        if root and Path(path).is_relative_to(root):
+            return display_path(os.path.relpath(path, root))
+    return display_path(path)
+
+
+def small_class_text(small: SmallClass) -> str:
+    """One line on a class with few validation images, in the Data tab's words."""
+    name = display_path(small.name)
+    held = small.validation_images
+    if held == 0:
+        text = f"'{name}': {small.train_images} training images and no validation image"
+    else:
+        moves = 100.0 / held
+        text = (f"'{name}': {small.train_images} training and {held} validation "
+                f"image{'s' if held != 1 else ''}: one image moves its validation accuracy by "
+                f"{moves:.0f} points")
+    if small.needed is None:
+        return text + (f". Put at least {small.minimum} of its images in the "
+                       f"{knob_of('data.validation_dir').label}.")
+    return text + (f". Add images: about {small.needed} in all give {small.minimum} for validation "
+                   f"at this {knob_of('data.validation_split').label}.")
+
+
+class FindingsTree(QTreeWidget):
+    """The check's findings: a group per kind with its count, one row per file, class or
+    copy. Rows are selectable; Ctrl+C or the context menu copies them with full paths."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("dataCheckFindings")
+        self.setHeaderHidden(True)
+        self.setColumnCount(1)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        # Long reasons wrap rather than lose their end; rows then differ in height.
+        self.setWordWrap(True)
+        self.setUniformRowHeights(False)
+        self.setAlternatingRowColors(True)
+        self.setItemDelegate(_WrappingDelegate(self))
+        self.setMinimumHeight(80)
+        self.setMaximumHeight(240)
+        self.setToolTip("What training would find wrong with these images. Select rows and press "
+                        "Ctrl+C (or right-click) to copy them with their full paths.")
+        copy = QAction("Copy", self)
+        copy.setShortcut(QKeySequence.StandardKey.Copy)
+        copy.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        copy.triggered.connect(self.copy_selection)
+        self.addAction(copy)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(self._on_self_context_menu_requested)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        self.scheduleDelayedItemsLayout()  # the rows' heights follow the new width
+
+    def add_group(self, title: str, rows: list[tuple[str, str, list[tuple[str, str]]]]) -> QTreeWidgetItem:
+        """A group "title (count)" with ``rows``: (shown text, copied text, children as
+        (shown, copied) pairs)."""
+        group = QTreeWidgetItem(self, [f"{title} ({len(rows)})"])
+        group.setData(0, Qt.ItemDataRole.UserRole, f"{title} ({len(rows)})")
+        for text, copied, children in rows:
+            item = _row(group, text, copied)
+            for child_text, child_copied in children:
+                _row(item, child_text, child_copied)
+            item.setExpanded(True)
+        group.setExpanded(True)
+        return group
+
+    def texts(self) -> list[str]:
+        """Every row's shown text, depth first (tests, and reading it aloud)."""
+        found: list[str] = []
+
+        def walk(item: QTreeWidgetItem) -> None:
+            for index in range(item.childCount()):
+                child = item.child(index)
+                found.append(child.text(0))
+                walk(child)
+        walk(self.invisibleRootItem())
+        return found
+
+    def copy_selection(self) -> None:
+        """Copies the selected rows (every row when none is selected), full paths included."""
+        items = self.selectedItems() or self._all_items()
+        lines = [str(item.data(0, Qt.ItemDataRole.UserRole) or item.text(0)) for item in items]
+        QGuiApplication.clipboard().setText("\n".join(lines))
+
+    def _all_items(self) -> list[QTreeWidgetItem]:
+        items: list[QTreeWidgetItem] = []
+
+        def walk(item: QTreeWidgetItem) -> None:
+            for index in range(item.childCount()):
+                items.append(item.child(index))
+                walk(item.child(index))
+        walk(self.invisibleRootItem())
+        return items
+
+    def _on_self_context_menu_requested(self, position: QPoint) -> None:
+        menu = QMenu(self)
+        menu.addAction("Copy", self.copy_selection)
+        menu.addAction("Copy all", lambda: (self.clearSelection(), self.copy_selection()))
+        menu.exec(self.viewport().mapToGlobal(position))
+
+
+class _WrappingDelegate(QStyledItemDelegate):
+    """Row heights for wrapped text. Qt's own size hint wraps only for a valid rectangle,
+    which a tree does not pass: here it is the width the row has in the view."""
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802 (Qt override)
+        view = self.parent()
+        depth, parent = 1, index.parent()
+        while parent.isValid():
+            depth, parent = depth + 1, parent.parent()
+        item = QStyleOptionViewItem(option)
+        self.initStyleOption(item, index)
+        item.rect = QRect(0, 0, max(80, view.viewport().width() - view.indentation() * depth), 1)
+        item.features |= QStyleOptionViewItem.ViewItemFeature.WrapText
+        return view.style().sizeFromContents(QStyle.ContentsType.CT_ItemViewItem, item, item.rect.size(), view)
+
+
+def _row(parent: QTreeWidgetItem, text: str, copied: str) -> QTreeWidgetItem:
+    item = QTreeWidgetItem(parent, [text])
+    item.setToolTip(0, copied)
+    item.setData(0, Qt.ItemDataRole.UserRole, copied)
+    return item
+
+
 class DataPanel(ConfigForm):
     """Data settings plus the scan of the chosen folder."""
 
     folder_chosen = Signal(str)      # a folder picked by dialog, drop or recent list
     scanned = Signal(object)         # the ScanResult of the current folder
     scan_failed = Signal(str)
+    checked = Signal(object)         # the DataCheck of the current folder and settings
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.scan: Any = None
+        self.check: DataCheck | None = None
+        self._check_key: tuple | None = None
+        # Each scan's number: what a check belongs to.
+        self._scan_number = 0
+        # (image size, the last check's decoded files): a new check at that size decodes only
+        # the files that changed since (a new split, seed or validation share, a rescan).
+        self._decoded: tuple[Any, Any] = (None, None)
+        self._decoding_size: Any = None
         self.tasks = BackgroundTasks(self, workers=1)
         self.tasks.done.connect(self._on_tasks_done)
         self.tasks.failed.connect(self._on_tasks_failed)
+        # Its own thread: a long check never holds up the scan of the next folder.
+        self.checker = DataCheckRunner(self)
+        self.checker.progressed.connect(self._on_checker_progressed)
+        self.checker.finished.connect(self._on_checker_finished)
+        self.checker.failed.connect(self._on_checker_failed)
+        self._recheck_timer = QTimer(self)
+        self._recheck_timer.setSingleShot(True)
+        self._recheck_timer.setInterval(RECHECK_DELAY_MS)
+        self._recheck_timer.timeout.connect(self.start_check)
         self._build_folder_group()
         self._build_split_group()
         self._build_found_group()
@@ -169,6 +332,16 @@ class DataPanel(ConfigForm):
         form.addRow(self.summary)
         self.count_plot = ClassCountPlot()
         form.addRow(self.count_plot)
+        self._build_check_rows(form)
+        self.problems = QListWidget()
+        self.problems.setObjectName("skippedFiles")
+        self.problems.setFixedHeight(90)
+        self.problems.setToolTip("Files that will not be used, and why. Broken images are skipped; "
+                                 "hidden files, system folders and non-images are ignored.")
+        self.problems_label = QLabel("Skipped and ignored files:")
+        form.addRow(self.problems_label)
+        form.addRow(self.problems)
+        self._show_skipped_rows(False)
         self.thumbnails = QListWidget()
         self.thumbnails.setObjectName("classThumbnails")
         self.thumbnails.setViewMode(QListWidget.ViewMode.IconMode)
@@ -178,13 +351,28 @@ class DataPanel(ConfigForm):
         self.thumbnails.setFixedHeight(2 * (THUMBNAIL_PX + 28) + 8)
         self.thumbnails.setToolTip("A few images of each class, as found on disk.")
         form.addRow(self.thumbnails)
-        self.problems = QListWidget()
-        self.problems.setObjectName("skippedFiles")
-        self.problems.setFixedHeight(90)
-        self.problems.setToolTip("Files that will not be used, and why. Broken images are skipped; "
-                                 "hidden files, system folders and non-images are ignored.")
-        form.addRow(QLabel("Skipped and ignored files:"))
-        form.addRow(self.problems)
+
+    def _build_check_rows(self, form: QFormLayout) -> None:
+        """The check's progress, its one-paragraph result and its findings, each list in a group."""
+        self.check_progress = QProgressBar()
+        self.check_progress.setObjectName("dataCheckProgress")
+        self.check_progress.setToolTip("Every image is decoded as training decodes it, and the "
+                                       "planned split is checked, while you choose the settings.")
+        self.check_progress.hide()
+        form.addRow(self.check_progress)
+        self.check_summary = QLabel()
+        self.check_summary.setObjectName("dataCheckSummary")
+        self.check_summary.setWordWrap(True)
+        self.check_summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.check_summary.hide()
+        form.addRow(self.check_summary)
+        self.findings = FindingsTree()
+        self.findings.hide()
+        form.addRow(self.findings)
+
+    def _show_skipped_rows(self, visible: bool) -> None:
+        self.problems_label.setVisible(visible)
+        self.problems.setVisible(visible)
 
     # -- folder choice --------------------------------------------------------------------
     def choose_folder(self) -> None:
@@ -227,10 +415,13 @@ class DataPanel(ConfigForm):
         folder = self.dir_edit.text().strip()
         if self.scan is None or folder != getattr(self, "_scanned_dir", None):
             self.rescan()
+        elif self._check_settings() != self._check_key:
+            self._recheck_timer.start()  # the split or the image size changed
 
     def rescan(self) -> None:
         folder = self.dir_edit.text().strip()
         self._scanned_dir = folder
+        self._clear_check()
         if not folder:
             return
         self.summary.setText(f"Scanning {folder} …")
@@ -249,10 +440,13 @@ class DataPanel(ConfigForm):
             self.count_plot.set_counts({})
             self.thumbnails.clear()
             self.problems.clear()
+            self._show_skipped_rows(False)
+            self._clear_check()
             self.scan_failed.emit(str(error))
 
     def _show_scan(self, scan: Any) -> None:
         self.scan = scan
+        self._scan_number += 1
         counts = class_counts(scan)
         total = sum(counts.values())
         text = (f"{len(counts)} classes, {total} images; {len(scan.skipped)} skipped, "
@@ -266,9 +460,11 @@ class DataPanel(ConfigForm):
             for path, reason in entries:
                 self.problems.addItem(f"{kind}: {display_path(Path(path).name)} - {reason}")
                 self.problems.item(self.problems.count() - 1).setToolTip(display_path(path))
+        self._show_skipped_rows(self.problems.count() > 0)
         self.thumbnails.clear()
         pairs = sample_paths(scan, THUMBNAILS_PER_CLASS, THUMBNAIL_CLASSES)
         self.tasks.submit("thumbnails", load_thumbnails, pairs, THUMBNAIL_PX)
+        self.start_check()
         self.scanned.emit(scan)
 
     def _show_thumbnails(self, thumbnails: list[tuple[str, str, QImage]]) -> None:
@@ -278,3 +474,126 @@ class DataPanel(ConfigForm):
             item.setToolTip(f"{display_path(name)}\n{display_path(path)}")
             item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter)
             self.thumbnails.addItem(item)
+
+    # -- the check: what training would find wrong ----------------------------------------------
+    def start_check(self) -> None:
+        """Checks the scanned images with the current settings in the background (a check
+        still running is stopped first); nothing while the settings are invalid."""
+        self._recheck_timer.stop()
+        data = self._data_config()
+        self._check_key = self._check_settings()
+        if self.scan is None or data is None:
+            self._clear_check()
+            return
+        self._decoding_size = data.image_size
+        known = self._decoded[1] if self._decoded[0] == data.image_size else None
+        self.checker.start(self.scan, data, data.image_size, known)
+        # The findings belong to the settings that made them: they go until the new ones come.
+        self.check = None
+        self.check_summary.hide()
+        self.findings.hide()
+        self.check_progress.setRange(0, 0)  # busy until the first count arrives
+        self.check_progress.setFormat(f"Checking {len(self.scan.files):,} images…")
+        self.check_progress.show()
+
+    def _data_config(self) -> DataConfig | None:
+        """The data settings as this panel holds them; None while they are invalid."""
+        try:
+            return default_config().with_overrides(self.values()).data
+        except (ConfigError, ValueError):
+            return None
+
+    def _check_settings(self) -> tuple | None:
+        """What the check depends on besides the scan: the split and the decoded size."""
+        data = self._data_config()
+        if data is None:
+            return None
+        return (self._scan_number, data.validation_split, (data.validation_dir or "").strip(), data.seed,
+                data.image_size)
+
+    def _clear_check(self) -> None:
+        self._recheck_timer.stop()
+        self.checker.cancel()
+        self.check = None
+        self._check_key = None
+        self.check_progress.hide()
+        self.check_summary.hide()
+        self.findings.clear()
+        self.findings.hide()
+
+    def _on_checker_progressed(self, stage: str, done: int, total: int) -> None:
+        if stage == "decode":
+            text = f"Checking {total:,} images… %p %"
+        else:
+            text = "Looking for the same picture in training and validation… %p %"
+        self.check_progress.setRange(0, max(total, 1))
+        self.check_progress.setValue(done)
+        self.check_progress.setFormat(text)
+
+    def _on_checker_finished(self, check: DataCheck) -> None:
+        self.check = check
+        self._decoded = (self._decoding_size, check.decoded)
+        self.check_progress.hide()
+        self.check_summary.setText(self._check_summary_text(check))
+        self.check_summary.show()
+        self._show_findings(check)
+        self.checked.emit(check)
+
+    def _on_checker_failed(self, message: str) -> None:
+        self.check_progress.hide()
+        self.check_summary.setText(message)
+        self.check_summary.show()
+
+    def _check_summary_text(self, check: DataCheck) -> str:
+        parts = []
+        if check.broken:
+            count = len(check.broken)
+            parts.append(f"{count} image{'s' if count != 1 else ''} cannot be decoded, so training "
+                         f"would skip {'it' if count == 1 else 'them'}")
+        if check.small_classes:
+            count = len(check.small_classes)
+            parts.append(f"{count} class{'es have' if count != 1 else ' has'} few validation images")
+        groups = check.duplicate_groups
+        if groups:
+            copies = sum(len(group.copies) for group in groups)
+            parts.append(f"{copies} validation image{'s are copies of training images' if copies != 1 else ' is a copy of a training image'}")
+        text = f"Checked {check.files:,} images as training reads them: "
+        text += "; ".join(parts) + "." if parts else "no problems found."
+        if check.plan_problem:
+            words = Words.from_forms([("Data", self)])
+            text += f"\n⚠ The split cannot be planned: {words.plain(check.plan_problem)}"
+        report = check.duplicates
+        if report is not None and not report.near_checked:
+            text += (f"\nOnly identical files were compared between training and validation: "
+                     f"comparing {report.files:,} images for near copies would take about "
+                     f"{report.projected_seconds:.0f} s.")
+        return text
+
+    def _show_findings(self, check: DataCheck) -> None:
+        self.findings.clear()
+        roots = [self.scan.root] if self.scan is not None else []
+        validation_dir = (self._data_config() or DataConfig()).validation_dir
+        if validation_dir:
+            roots.append(os.path.abspath(os.path.expanduser(validation_dir)))
+        if check.broken:
+            self.findings.add_group("Cannot be decoded: training skips these", [
+                (f"{shown_path(path, roots)} - {reason}", f"{display_path(path)}\t{reason}", [])
+                for path, reason in check.broken])
+        if check.small_classes:
+            self.findings.add_group("Classes with few validation images", [
+                (small_class_text(small), small_class_text(small), []) for small in check.small_classes])
+        groups = check.duplicate_groups
+        if groups:
+            rows = []
+            for group in groups:
+                children = [(f"validation: {shown_path(path, roots)} ({_copy_kind(kind)})",
+                             f"validation\t{display_path(path)}\t{_copy_kind(kind)}")
+                            for path, kind in group.copies]
+                rows.append((f"training: {shown_path(group.train_file, roots)}",
+                             f"training\t{display_path(group.train_file)}", children))
+            self.findings.add_group("Same picture in training and validation", rows)
+        self.findings.setVisible(self.findings.topLevelItemCount() > 0)
+
+
+def _copy_kind(kind: str) -> str:
+    return "identical file" if kind == "identical" else "nearly identical: re-saved, resized or recoloured"

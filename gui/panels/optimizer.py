@@ -14,6 +14,7 @@ from gui import engine_calls
 from gui.forms import ConfigForm
 from gui.plots import CompactAxis, fit_rates_from_zero, light_grid
 from gui.tasks import BackgroundTasks
+from gui.words import PLAIN
 from training.api import Config, phase_plan
 from training.config import SCHEDULES
 
@@ -95,6 +96,7 @@ class OptimizerPanel(ConfigForm):
         self.debounce.setInterval(PLAN_DEBOUNCE_MS)
         self.debounce.timeout.connect(self.refresh_plan)
         self.on_plan: Callable[[list[float], list[float]], None] | None = None
+        self.words = PLAIN  # the window gives its own (with each key's tab)
         self._build_optimizer_group()
         self._build_schedule_group()
         self._build_plot()
@@ -153,6 +155,12 @@ class OptimizerPanel(ConfigForm):
         self.steps_per_epoch = steps
         self.debounce.start()
 
+    def schedule_plan(self) -> None:
+        """Plans again shortly: the plan depends on settings of other tabs too (epochs and
+        training mode on the Model tab, batch size and data on the Data tab), so the window
+        calls this after every valid change; the debounce makes a burst of edits one plan."""
+        self.debounce.start()
+
     def refresh_plan(self) -> None:
         config = self._config_source()
         if config is None or not self.steps_per_epoch:
@@ -164,7 +172,7 @@ class OptimizerPanel(ConfigForm):
         epochs, values, fine_tune_start, text = result
         self.plan = (epochs, values)
         self.plot.show_plan(epochs, values, fine_tune_start)
-        self.plan_status.setText(text)
+        self.plan_status.setText(self.words.plain(text))
         if self.on_plan is not None:
             self.on_plan(epochs, values)
 

@@ -44,7 +44,18 @@ class StopOnSignals:
         self.stop.set()
         how = "Ctrl+C" if number == signal.SIGINT else "another SIGTERM or Ctrl+C"
         received = "" if number == signal.SIGINT else "SIGTERM received. "
+        message = f"{received}Stopping after this batch ({how} to abort at once) ..."
         try:
-            self._announce(f"{received}Stopping after this batch ({how} to abort at once) ...")
+            self._announce(message)
+        except RuntimeError:
+            # The signal came while the main thread was writing to the same stream (a
+            # reentrant call): a thread writes it once the main thread lets go of the stream.
+            threading.Thread(target=self._announce_quietly, args=(message,), daemon=True).start()
+        except OSError:
+            pass  # the stream is gone: the stop still holds
+
+    def _announce_quietly(self, message: str) -> None:
+        try:
+            self._announce(message)
         except (RuntimeError, OSError):
-            pass  # the stream was busy writing (a reentrant call) or is gone: the stop still holds
+            pass

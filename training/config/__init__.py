@@ -27,6 +27,7 @@ from training.config.document import (
 )
 from training.config.errors import ConfigError
 from training.config.knobs import Knob, Leaf
+from training.config.modes import resolve_mode, training_mode
 from training.config.schema import (
     ACTIVATIONS,
     BACKBONES,
@@ -39,6 +40,7 @@ from training.config.schema import (
     OPTIMIZERS,
     SCHEDULES,
     SCHEMA_VERSION,
+    TRAINING_MODES,
     AugmentationConfig,
     DataConfig,
     EarlyStoppingConfig,
@@ -54,7 +56,9 @@ from training.config.validate import validate
 __all__ = [
     "ACTIVATIONS", "BACKBONES", "BUILTIN_SAMPLE", "CLASS_WEIGHTS", "INITIALIZERS", "MAX_CONFIG_BYTES",
     "MAX_HEAD_LAYER_WEIGHTS", "MAX_SEED", "MONITORS", "OPTIMIZERS", "SCHEDULES", "SCHEMA_VERSION",
+    "TRAINING_MODES",
     "AugmentationConfig", "Config", "ConfigError", "DataConfig", "EarlyStoppingConfig", "HeadConfig",
     "Knob", "Leaf", "ModelConfig", "OptimizerConfig", "RegularizationConfig", "ScheduleConfig",
     "TrainingConfig", "all_keys", "default_config", "knob_of", "knob_table", "parse_override", "validate",
+    "resolve_mode", "training_mode",
 ]

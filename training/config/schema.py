@@ -36,6 +36,7 @@ ACTIVATIONS = ("relu", "gelu", "swish", "elu", "selu", "tanh", "leaky_relu")
 INITIALIZERS = ("he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "lecun_normal")
 MONITORS = ("val_loss", "val_accuracy")
 CLASS_WEIGHTS = ("none", "balanced")
+TRAINING_MODES = ("auto", "fine_tune", "head_only", "from_scratch")
 
 EPOCHS = 1000.0        # the longest schedule period, in epochs
 MAX_EPOCHS = 10000     # the longest phase
@@ -305,6 +306,21 @@ class EarlyStoppingConfig:
 
 @dataclass
 class TrainingConfig:
+    """How the network trains: the mode sets which phases run (``training.engine.recipe``)."""
+
+    mode: str = knob(
+        "auto", widget="choice", label="Training mode", choices=TRAINING_MODES,
+        choice_labels={"auto": "Automatic (from the weights)",
+                       "fine_tune": "Pretrained: train the head, then fine-tune",
+                       "head_only": "Pretrained: head only",
+                       "from_scratch": "From scratch: train the whole network"},
+        help="`fine_tune`: the head trains on the frozen backbone, then the top layers are "
+             "unfrozen; `head_only`: only the head trains; `from_scratch` (needs `model.weights` "
+             "`none`): the whole network, BatchNorm included, trains from the first epoch at "
+             "`optimizer.learning_rate` (or `training.fine_tune_learning_rate` when set) for "
+             "`training.head_epochs` + `training.fine_tune_epochs` epochs; `auto`: `from_scratch` when `model.weights` is `none`, else `fine_tune`",
+        advice="A frozen backbone with random weights computes random features: without pretrained "
+               "weights, train from scratch.")
     head_epochs: int = knob(
         5, widget="integer", label="Head epochs", minimum=0, maximum=MAX_EPOCHS, step=1,
         help="epochs of the head phase (backbone frozen); 0 skips it", advice="Fast; 3-10 is typical.")

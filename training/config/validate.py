@@ -13,7 +13,7 @@ from typing import Any
 
 from training.config.errors import check
 from training.config.knobs import Leaf, compact_number, leaves
-from training.config.schema import BUILTIN_SAMPLE, MAX_HEAD_LAYER_WEIGHTS, NO_IMAGENET_WEIGHTS
+from training.config.schema import BUILTIN_SAMPLE, MAX_EPOCHS, MAX_HEAD_LAYER_WEIGHTS, NO_IMAGENET_WEIGHTS
 
 # The rules take the root ``training.config.Config`` (typed ``Any``: that module imports this one).
 Config = Any
@@ -122,6 +122,16 @@ def _something_to_train(config: Config) -> None:
     t = config.training
     check(t.head_epochs + t.fine_tune_epochs > 0, "training.head_epochs", t.head_epochs,
           "> 0, or `training.fine_tune_epochs` > 0 (there must be something to train)")
+    if t.mode == "head_only":
+        check(t.head_epochs > 0, "training.head_epochs", t.head_epochs,
+              "> 0 when `training.mode` is \"head_only\" (the head phase is all that trains)")
+    if t.mode == "from_scratch":
+        check(config.model.weights == "none", "training.mode", t.mode,
+              "\"auto\", \"fine_tune\" or \"head_only\" when `model.weights` is not \"none\" "
+              "(from scratch starts from random weights); or set `model.weights` to \"none\"")
+        check(t.head_epochs + t.fine_tune_epochs <= MAX_EPOCHS, "training.fine_tune_epochs",
+              t.fine_tune_epochs, f"at most {MAX_EPOCHS} together with `training.head_epochs` "
+              "(from scratch trains them as one phase)")
 
 
 # Keys whose range ends at another key's value: their rule replaces the table's range check

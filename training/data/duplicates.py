@@ -24,13 +24,15 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 import numpy as np
 
+from training.data.errors import CheckStopped
 from training.data.images import ImageLoadError, load_image
 
 # 1 - correlation of the 8 x 8 thumbnails, measured (docs/hints.md). Copies of 64-96 px
@@ -59,6 +61,10 @@ _DECODE_SIZE = 32
 _THUMBNAIL = 8
 _CHUNK = 1024
 _PROBE_FILES = 64
+# Thumbnails are made in blocks so that a caller can stop the check and see its progress.
+_BLOCK = 256
+
+Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -78,13 +84,22 @@ class DuplicateReport:
 
 def find_cross_duplicates(train_files: list[str], validation_files: list[str], *,
                           seconds_budget: float = NEAR_DUPLICATE_SECONDS_BUDGET,
-                          min_correlation: float = NEAR_DUPLICATE_MIN_CORRELATION) -> DuplicateReport:
+                          min_correlation: float = NEAR_DUPLICATE_MIN_CORRELATION,
+                          on_progress: Progress | None = None,
+                          stop: threading.Event | None = None) -> DuplicateReport:
     """Training/validation pairs of identical or nearly identical images.
 
     Unreadable files are left out silently (the data pipeline reports them). A validation
     file that is an exact copy is not listed again as a near copy. When decoding the
     thumbnails would take longer than ``seconds_budget`` (projected from the first files),
     ``near_checked`` is False and ``projected_seconds`` says how long it would have taken.
+
+    Args:
+        on_progress: called with (thumbnails made, thumbnails to make) now and then.
+        stop: when set, the check ends at the next block of thumbnails.
+
+    Raises:
+        CheckStopped: ``stop`` was set.
     """
     started = time.monotonic()
     report = DuplicateReport(files=len(train_files) + len(validation_files))
@@ -92,7 +107,8 @@ def find_cross_duplicates(train_files: list[str], validation_files: list[str], *
     if train_files and validation_files:
         exact_validation = {v for _, v in report.exact}
         candidates = [v for v in validation_files if v not in exact_validation]
-        thumbnails = _thumbnails_within_budget(list(train_files) + candidates, seconds_budget)
+        thumbnails = _thumbnails_within_budget(list(train_files) + candidates, seconds_budget,
+                                               on_progress=on_progress, stop=stop)
         if isinstance(thumbnails, float):
             report.near_checked, report.projected_seconds = False, thumbnails
         else:
@@ -185,10 +201,15 @@ def thumbnail_vectors(paths: list[str]) -> tuple[list[str], np.ndarray]:
     return result
 
 
-def _thumbnails_within_budget(paths: list[str], seconds_budget: float
+def _thumbnails_within_budget(paths: list[str], seconds_budget: float, *,
+                              on_progress: Progress | None = None, stop: threading.Event | None = None
                               ) -> tuple[list[str], np.ndarray] | float:
     """Thumbnails of ``paths``; or, when the first files project a total time above
-    ``seconds_budget``, that projected time (nothing more is decoded)."""
+    ``seconds_budget``, that projected time (nothing more is decoded).
+
+    Raises:
+        CheckStopped: ``stop`` was set (checked between blocks of ``_BLOCK`` files).
+    """
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=_THREADS) as pool:
         vectors = list(pool.map(thumbnail_vector, paths[:_PROBE_FILES]))
@@ -196,7 +217,14 @@ def _thumbnails_within_budget(paths: list[str], seconds_budget: float
             projected = (time.monotonic() - started) * len(paths) / _PROBE_FILES
             if projected > seconds_budget:
                 return projected
-            vectors += list(pool.map(thumbnail_vector, paths[_PROBE_FILES:], chunksize=32))
+        for start in range(_PROBE_FILES, len(paths), _BLOCK):
+            if on_progress is not None:
+                on_progress(start, len(paths))
+            if stop is not None and stop.is_set():
+                raise CheckStopped()
+            vectors += list(pool.map(thumbnail_vector, paths[start:start + _BLOCK], chunksize=8))
+    if on_progress is not None:
+        on_progress(len(paths), len(paths))
     kept = [(path, vector) for path, vector in zip(paths, vectors) if vector is not None]
     if not kept:
         return [], np.zeros((0, 3 * _THUMBNAIL * _THUMBNAIL), dtype=np.float32)

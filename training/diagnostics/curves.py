@@ -156,17 +156,24 @@ def regularization_gap_evidence(history: list[dict[str, Any]], num_classes: int,
 
 def stuck_at_chance_evidence(history: list[dict[str, Any]], chance_accuracy: float
                              ) -> dict[str, Any] | None:
+    """Validation accuracy at what always predicting the largest class scores while training
+    accuracy is clearly above both, for 2 epochs of one phase (not its jolted first epoch after
+    a phase change): a phase's 2nd epoch, or its 3rd after another phase."""
     window = _window(history, 2)
     if window is None:
         return None
     stuck = all(finite(r["accuracy"], r["val_accuracy"])
                 and r["val_accuracy"] <= chance_accuracy + CHANCE_MARGIN
-                and r["accuracy"] - r["val_accuracy"] >= CHANCE_TRAIN_GAP for r in window)
+                and r["accuracy"] - r["val_accuracy"] >= CHANCE_TRAIN_GAP
+                and r["accuracy"] - chance_accuracy >= CHANCE_TRAIN_GAP for r in window)
     if not stuck:
         return None
     last = window[-1]
-    return {"epoch": last["epoch"], "accuracy": round(last["accuracy"], 4),
-            "val_accuracy": round(last["val_accuracy"], 4), "chance_accuracy": round(chance_accuracy, 4)}
+    rows = current_phase_rows(history)
+    return {"epoch": last["epoch"], "phase": last["phase"], "phase_epochs": len(rows),
+            "accuracy": round(last["accuracy"], 4), "val_accuracy": round(last["val_accuracy"], 4),
+            "chance_accuracy": round(chance_accuracy, 4),
+            "after_head_phase": any(r.get("phase") == "head" for r in history[:len(history) - len(rows)])}
 
 
 def plateau_evidence(history: list[dict[str, Any]], monitor: str = "val_loss") -> dict[str, Any] | None:

@@ -15,13 +15,19 @@ from typing import Any
 
 from training.config import Config
 from training.diagnostics.thresholds import DIVERGENCE_FACTOR
-from training.diagnostics.wording import config_or_default, learning_rate_key, percent, rounded_rate
+from training.diagnostics.wording import (
+    config_or_default,
+    learning_rate_key,
+    percent,
+    random_frozen_head,
+    rounded_rate,
+)
 from training.events import Hint
 
 
 # -- the loss diverged ------------------------------------------------------------------------
 def lr_too_high(phase: str, epoch: int, batch: int, loss: float, learning_rate: float, *,
-                reason: str, reference: float | None = None) -> Hint:
+                reason: str, reference: float | None = None, config: Config | None = None) -> Hint:
     """The loss diverged (non-finite, or far above its starting level): the run stops."""
     evidence = {"loss": str(loss), "epoch": epoch, "batch": batch, "learning_rate": learning_rate,
                 "phase": phase}
@@ -35,7 +41,7 @@ def lr_too_high(phase: str, epoch: int, batch: int, loss: float, learning_rate: 
                  + f"Try a learning rate ten times lower "
                  f"({learning_rate / 10:.2g}), or find one with `python main.py lr-find`."),
         evidence=evidence,
-        fixes=[{learning_rate_key(phase): float(f"{learning_rate / 10:.2g}")}])
+        fixes=[{learning_rate_key(phase, config): float(f"{learning_rate / 10:.2g}")}])
 
 
 # -- the start of training --------------------------------------------------------------------
@@ -66,6 +72,47 @@ def initial_loss_off(verdict: str, first: float, mean: float, num_classes: int, 
         evidence=evidence)
 
 
+# -- the setup --------------------------------------------------------------------------------
+FROM_SCRATCH = {"training.mode": "from_scratch"}
+
+
+def frozen_random_backbone(config: Config, evidence: dict[str, Any] | None = None) -> Hint:
+    """The head trains on a frozen backbone whose weights are random (``model.weights: none``
+    with an explicit pretrained mode).
+
+    Without ``evidence``: the warning at the start of a run, from its config. With it (the
+    numbers of ``curves.lr_too_low_evidence``: both losses flat at ln C for the head phase):
+    the same cause seen in the curves, in place of ``lr_too_low``, since no learning rate
+    turns random features into useful ones."""
+    backbone = config.model.backbone
+    cause = (f"{backbone} has random weights (`model.weights` is none) and the head phase keeps "
+             "it frozen, so the features it passes to the head are random and the head learns "
+             "next to nothing, whatever the learning rate. ")
+    cure = ("Without pretrained weights, train from scratch (`training.mode` from_scratch: every "
+            "layer, BatchNorm included, trains from the first epoch at the learning rate you "
+            "set), or use ImageNet weights or a weights file.")
+    if evidence is None:
+        epochs = config.training.head_epochs
+        return Hint(
+            id="frozen_random_backbone", severity="warning",
+            title="The head trains on a frozen backbone with random weights",
+            message=(f"{backbone} has random weights (`model.weights` is none) and stays frozen "
+                     f"for the {epochs} head epochs, so its features are random and the head "
+                     "learns next to nothing, whatever the learning rate. " + cure),
+            evidence={"seen_in": "config", "backbone": backbone, "weights": config.model.weights,
+                      "head_epochs": epochs, "mode": config.training.mode},
+            fixes=[dict(FROM_SCRATCH)])
+    seen = (f"After {evidence['epochs']} epochs of the head phase the training loss is "
+            f"{evidence['loss']:.3f} and the best validation loss {evidence['val_loss_best']:.3f}, "
+            f"what guessing evenly among the classes scores (ln C = {evidence['chance_loss']:.3f}): "
+            "the head has learned nothing. ")
+    return Hint(
+        id="frozen_random_backbone", severity="warning",
+        title="Loss stuck at chance: the frozen backbone has random weights",
+        message=seen + cause + cure,
+        evidence={"seen_in": "curves", **evidence}, fixes=[dict(FROM_SCRATCH)])
+
+
 # -- curves ---------------------------------------------------------------------------------
 def lr_too_low(evidence: dict[str, Any] | None, context: dict[str, Any]) -> Hint | None:
     if evidence is None:
@@ -82,7 +129,7 @@ def lr_too_low(evidence: dict[str, Any] | None, context: dict[str, Any]) -> Hint
                  f"{evidence['chance_loss']:.3f}. At {rate:.2g} the model learns too "
                  f"slowly to get anywhere: try {higher:.2g}, or find a rate with "
                  "`python main.py lr-find`."),
-        evidence=evidence, fixes=[{learning_rate_key(phase): higher}])
+        evidence=evidence, fixes=[{learning_rate_key(phase, context.get("config")): higher}])
 
 
 def overfitting(evidence: dict[str, Any] | None, config: Config | None) -> Hint | None:
@@ -179,24 +226,62 @@ def _value(config: Config, dotted: str) -> Any:
 
 
 def val_stuck_at_chance(evidence: dict[str, Any] | None, config: Config | None) -> Hint | None:
+    """Validation at chance while training learns: the likely causes for this config, most
+    likely first, each with the fixes the config takes (``chance_causes``)."""
     if evidence is None:
         return None
-    config = config_or_default(config)
-    momentum = config.model.batch_norm_momentum
-    trains_batch_norm = config.model.weights == "none"
-    fixes = []
-    if trains_batch_norm and momentum is not None and momentum > 0.9:
-        fixes.append({"model.batch_norm_momentum": 0.9})
+    causes = chance_causes(evidence, config_or_default(config))
+    listed = "; ".join(f"({number}) {text}" for number, (_, text, _) in enumerate(causes, start=1))
     return Hint(
         id="val_stuck_at_chance", severity="warning", title="Validation stays at chance while training learns",
         message=(f"Training accuracy reached {percent(evidence['accuracy'])}, but validation accuracy "
                  f"is {percent(evidence['val_accuracy'])}, what always predicting the largest class "
-                 f"scores ({percent(evidence['chance_accuracy'])}). Usual causes: BatchNormalization "
-                 "layers that train (from scratch, or unfrozen) with moving statistics that have "
-                 "not caught up, so the model behaves differently at validation (a lower "
-                 "`model.batch_norm_momentum`, a larger batch or a larger image size help); or "
-                 "validation images unlike the training ones."),
-        evidence=evidence, fixes=fixes)
+                 f"scores ({percent(evidence['chance_accuracy'])}), for 2 epochs running: what the "
+                 "model learns does not carry over to the validation images. Likely causes, most "
+                 f"likely first: {listed}."),
+        evidence={**evidence, "causes": [cause for cause, _, _ in causes]},
+        fixes=[fix for _, _, fixes in causes for fix in fixes])
+
+
+def chance_causes(evidence: dict[str, Any], config: Config) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """(id, words, fixes) of each likely cause of validation at chance, most likely first.
+
+    Ranked by what the config makes possible: BatchNorm layers train only on a backbone that
+    started from random weights (pretrained ones keep theirs frozen), and a frozen random
+    backbone under the trained layers is the trap that explains it best."""
+    causes = []
+    random_start = config.model.weights == "none"
+    if random_start and (evidence.get("phase") == "head" or evidence.get("after_head_phase")):
+        causes.append((
+            "frozen_random_backbone",
+            f"{config.model.backbone} started from random weights (`model.weights` is none) and "
+            "was frozen for the head phase: the layers trained on it sit on random features, and "
+            "the BatchNorm statistics of a random backbone do not carry what training learned "
+            "over to validation; without pretrained weights, train from scratch (`training.mode` "
+            "from_scratch: every layer, BatchNorm included, from the first epoch)",
+            [dict(FROM_SCRATCH)]))
+    if random_start:
+        momentum = config.model.batch_norm_momentum
+        causes.append((
+            "batch_norm_statistics",
+            "BatchNormalization layers that train with moving statistics that have not caught "
+            "up (from scratch, on small data, in few steps), so the model behaves differently at "
+            "validation. Early in a short run from scratch this often passes by itself within a "
+            "few epochs, as the statistics catch up (MobileNetV2 on the built-in sample, 10 "
+            "steps an epoch: validation left chance at epoch 6 and reached 79 % at epoch 8); if "
+            "it persists, a lower `model.batch_norm_momentum` (0.9, or lower with few steps an "
+            "epoch), a larger batch or a larger image size help",
+            [{"model.batch_norm_momentum": 0.9}] if momentum is not None and momentum > 0.9 else []))
+    where = ("the separate validation folder" if config.data.validation_dir else "the validation images")
+    causes.append((
+        "validation_unlike_training",
+        f"{where} unlike the training ones: another source, size or colour, or prepared "
+        "differently (already scaled, grayscale, cropped)", []))
+    causes.append((
+        "label_mix_up",
+        "labels that do not follow the images: files filed under the wrong class folders (training "
+        "can memorize wrong labels, validation then scores chance)", []))
+    return causes
 
 
 def plateau(evidence: dict[str, Any] | None, config: Config | None) -> Hint | None:
@@ -225,7 +310,7 @@ def exploding_gradients(evidence: dict[str, Any], phase: str, context: dict[str,
     fixes = []
     if config.optimizer.clipvalue == 0 and config.optimizer.clipnorm == 0:
         fixes.append({"optimizer.clipnorm": 1.0})
-    fixes.append({learning_rate_key(phase): rounded_rate(rate / 10)})
+    fixes.append({learning_rate_key(phase, config): rounded_rate(rate / 10)})
     if evidence["kind"] == "non_finite":
         what = f"The gradient norm is {evidence['total_norm']}"
     else:
@@ -259,7 +344,7 @@ def oscillating(evidence: dict[str, Any], context: dict[str, Any]) -> Hint:
     config = config_or_default(context.get("config"))
     phase = evidence["phase"]
     rate = context.get("learning_rate") or evidence.get("learning_rate") or 1e-3
-    fixes: list[dict[str, Any]] = [{learning_rate_key(phase): rounded_rate(rate / 3)}]
+    fixes: list[dict[str, Any]] = [{learning_rate_key(phase, config): rounded_rate(rate / 3)}]
     if config.data.batch_size < 64:
         fixes.append({"data.batch_size": min(4096, config.data.batch_size * 4)})
     return Hint(
@@ -286,10 +371,29 @@ def underfitting(evidence: dict[str, Any], context: dict[str, Any]) -> Hint:
     config = config_or_default(context.get("config"))
     phase = evidence["phase"]
     rate = context.get("learning_rate") or evidence.get("learning_rate") or 1e-3
+    seen = (f"At the end of the run (epoch {evidence['epoch']}) the training loss is "
+            f"{evidence['loss']:.3f} and the validation loss {evidence['val_loss']:.3f}, still "
+            f"{percent(evidence['loss_fraction'])} of what guessing scores "
+            f"(ln C = {evidence['chance_loss']:.3f}), with training accuracy "
+            f"{percent(evidence['accuracy'])} and no gap to validation: the model cannot even "
+            "fit the training images.")
+    if random_frozen_head(config, phase):
+        # Random frozen features: a higher rate, more epochs or a bigger head only fit them harder.
+        return Hint(
+            id="underfitting", severity="warning", title="Underfitting: the head sees random features",
+            message=(seen + f" {config.model.backbone} has random weights (`model.weights` is none) "
+                     "and stayed frozen: the head can only learn what random features happen to "
+                     "carry, whatever the learning rate or the number of epochs. Without pretrained "
+                     "weights, train from scratch (`training.mode` from_scratch: every layer trains "
+                     "from the first epoch), or use ImageNet weights or a weights file."),
+            evidence=evidence, fixes=[dict(FROM_SCRATCH)])
     capacity: list[dict[str, Any]] = []
     layers = config.training.fine_tune_layers
     if phase == "head" and config.training.fine_tune_epochs == 0:
-        capacity.append({"training.fine_tune_epochs": max(3, config.training.head_epochs)})
+        more = {"training.fine_tune_epochs": max(3, config.training.head_epochs)}
+        if config.training.mode == "head_only":
+            more = {"training.mode": "fine_tune", **more}  # head only ignores fine-tuning epochs
+        capacity.append(more)
     elif layers != "all":
         capacity.append({"training.fine_tune_layers": "all" if layers >= 100 else max(10, 2 * layers)})
     if not config.model.head.hidden_units:
@@ -299,7 +403,7 @@ def underfitting(evidence: dict[str, Any], context: dict[str, Any]) -> Hint:
         heavy.setdefault("model.head.dropout", 0.1)
     less_regularization = [heavy] if heavy else []
     longer = [_more_epochs(config, phase)]
-    faster = [{learning_rate_key(phase): rounded_rate(min(10.0, rate * 3))}]
+    faster = [{learning_rate_key(phase, config): rounded_rate(min(10.0, rate * 3))}]
     if evidence.get("still_improving"):
         fixes = longer + capacity + faster + less_regularization
         progress = " The validation loss was still falling, so more epochs come first."
@@ -308,14 +412,8 @@ def underfitting(evidence: dict[str, Any], context: dict[str, Any]) -> Hint:
         progress = ""
     return Hint(
         id="underfitting", severity="warning", title="Underfitting: the model fits neither set well",
-        message=(f"At the end of the run (epoch {evidence['epoch']}) the training loss is "
-                 f"{evidence['loss']:.3f} and the validation loss {evidence['val_loss']:.3f}, still "
-                 f"{percent(evidence['loss_fraction'])} of what guessing scores "
-                 f"(ln C = {evidence['chance_loss']:.3f}), with training accuracy "
-                 f"{percent(evidence['accuracy'])} and no gap to validation: the model cannot even "
-                 "fit the training images. Give it more capacity (unfreeze more layers, a hidden "
-                 "layer in the head), less regularization, a higher learning rate or more epochs."
-                 + progress),
+        message=(seen + " Give it more capacity (unfreeze more layers, a hidden layer in the head), "
+                 "less regularization, a higher learning rate or more epochs." + progress),
         evidence=evidence, fixes=fixes)
 
 

@@ -56,6 +56,7 @@ from training.diagnostics.thresholds import (
     OVERFIT_WINDOW,
     REFERENCE_BATCHES,
 )
+from training.diagnostics.wording import random_frozen_head
 from training.events import DataReport, Hint
 
 
@@ -120,7 +121,7 @@ class Diagnostics:
         if not math.isfinite(loss):
             return self._once(self._checked(hints.lr_too_high(
                 phase, epoch, batch, loss, self._base_rate(phase, learning_rate),
-                reason=f"the training loss became {loss}"))), True
+                reason=f"the training loss became {loss}", config=self.config))), True
         trace = self._trace_for(phase)
         trace.add(loss)
         found: list[Hint] = []
@@ -148,7 +149,7 @@ class Diagnostics:
                           f"{smoothed:.3g}, {ratio:.1f} times its starting level {reference:.3g}")
                 return found + self._once(self._checked(hints.lr_too_high(
                     phase, epoch, batch, smoothed, self._base_rate(phase, learning_rate),
-                    reason=reason, reference=reference))), True
+                    reason=reason, reference=reference, config=self.config))), True
         return found, False
 
     def observe_epoch(self, row: dict[str, Any]) -> list[Hint]:
@@ -160,10 +161,12 @@ class Diagnostics:
         history, classes = self.history, self.num_classes
         phase_start = trace.head_mean if trace is not None and trace.batches else None
         steps = trace.batches if trace is not None else None
-        if "lr_too_low" not in self.fired:
+        phase = str(row.get("phase"))
+        flat_id = "frozen_random_backbone" if random_frozen_head(self.config, phase) else "lr_too_low"
+        if flat_id not in self.fired:
             evidence = lr_too_low_evidence(history, classes, start_loss=phase_start, steps=steps,
-                                           min_epochs=self._low_lr_min_epochs(str(row.get("phase"))))
-            found += self._once(self._checked(hints.lr_too_low(evidence, self._fix_context())))
+                                           min_epochs=self._low_lr_min_epochs(phase))
+            found += self._once(self._checked(self._flat_loss(evidence, phase)))
         if "val_stuck_at_chance" not in self.fired:
             evidence = stuck_at_chance_evidence(history, self._validation_chance)
             found += self._once(self._checked(hints.val_stuck_at_chance(evidence, self.config)))
@@ -176,7 +179,8 @@ class Diagnostics:
             # would then measure the weighting, not the regularization.
             evidence = regularization_gap_evidence(history, classes, floor=self._target_entropy)
             found += self._once(self._checked(hints.too_much_regularization(evidence, self.config)))
-        if "plateau" not in self.fired and not self.fired & {"overfitting", "lr_too_low"}:
+        explained = {"overfitting", "lr_too_low", "frozen_random_backbone"}
+        if "plateau" not in self.fired and not self.fired & explained:
             monitor = self.config.training.monitor if self.config else "val_loss"
             evidence = plateau_evidence(history, monitor)
             found += self._once(self._checked(hints.plateau(evidence, self.config)))
@@ -212,7 +216,7 @@ class Diagnostics:
         found: list[Hint] = []
         # A specific cause already reported explains the same numbers.
         explained = self.fired & {"lr_too_high", "lr_too_low", "too_much_regularization", "overfitting",
-                                  "val_stuck_at_chance", "underfitting"}
+                                  "val_stuck_at_chance", "underfitting", "frozen_random_backbone"}
         if not explained:
             evidence = underfitting_evidence(history, self.num_classes, self._chance_accuracy(),
                                              floor=self._loss_floor(), train_floor=self._target_entropy)
@@ -259,6 +263,15 @@ class Diagnostics:
         return self._once(self._checked(hints.initial_loss_off(
             verdict, trace.first_loss, trace.head_mean, self.num_classes,
             batches=min(trace.batches, REFERENCE_BATCHES), config=self.config)))
+
+    def _flat_loss(self, evidence: dict[str, Any] | None, phase: str) -> Hint | None:
+        """Losses that do not move: the rate's doing, except for a head on random frozen
+        features, which no rate makes useful (a higher one would be the wrong advice)."""
+        if evidence is None:
+            return None
+        if random_frozen_head(self.config, phase):
+            return hints.frozen_random_backbone(self.config, evidence)
+        return hints.lr_too_low(evidence, self._fix_context())
 
     def _low_lr_min_epochs(self, phase: str) -> int:
         """Epochs before a flat loss means a low rate: a warm-up (or one-cycle's ramp) starts

@@ -9,7 +9,7 @@ HINT_IDS = (
     "lr_too_high", "initial_loss_off", "lr_too_low", "overfitting", "too_much_regularization",
     "val_stuck_at_chance", "plateau", "class_imbalance", "val_too_small", "data_leakage",
     "duplicate_check_skipped", "exploding_gradients", "vanishing_gradients",
-    "oscillating", "underfitting", "not_converged",
+    "oscillating", "underfitting", "not_converged", "frozen_random_backbone",
 )
 
 # -- batch level -------------------------------------------------------------------------
@@ -64,10 +64,14 @@ OVERFIT_MIN_TRAIN_ACCURACY = 0.9
 # below it: it is not underfitting).
 REGULARIZATION_GAP_LN_C = 0.25
 REGULARIZATION_GAP_RELATIVE = 0.25
-# val_stuck_at_chance: training accuracy >= 0.3 above validation accuracy, which stays
-# within 0.05 of predicting the largest validation class, two epochs running.
+# val_stuck_at_chance: validation accuracy within 0.05 of predicting the largest validation
+# class while training accuracy is >= 0.15 above both it and that chance level, two epochs
+# running (a phase's first two, or its 2nd and 3rd after a phase change). Healthy runs: training
+# accuracy never above validation accuracy early on; a frozen random MobileNetV2 fine-tuned:
+# 0.37-0.45 above chance (3 classes); the 5-class run: 0.44 vs 0.20 (0.24), which
+# the earlier 0.3 missed for good.
 CHANCE_MARGIN = 0.05
-CHANCE_TRAIN_GAP = 0.3
+CHANCE_TRAIN_GAP = 0.15
 # plateau: the monitored metric's best in this phase is >= 4 epochs old (val_loss by 1 %
 # relative, val_accuracy by 0.005).
 PLATEAU_EPOCHS = 4

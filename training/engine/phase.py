@@ -42,6 +42,9 @@ def describe_phase(config: Config, plan: PhasePlan, unfrozen: int) -> str:
     if plan.phase == "head":
         return (f"Training the new head at learning rate {plan.describe_rate()}; "
                 f"{config.model.backbone} is frozen.")
+    if config.training.mode == "from_scratch":
+        return (f"Training all {unfrozen} layers of {config.model.backbone} from scratch (random "
+                f"weights, BatchNorm included) at learning rate {plan.describe_rate()}.")
     return (f"Fine-tuning the top {unfrozen} layers of {config.model.backbone} "
             f"at learning rate {plan.describe_rate()}.")
 

@@ -10,8 +10,9 @@ and at which rate):
    unfrozen (BatchNorm layers stay frozen unless training from scratch), the model is
    recompiled with a fresh optimizer at the fine-tuning rate and training continues.
 
-A phase with 0 epochs is skipped. ``model.weights: "none"`` with ``fine_tune_layers:
-"all"`` trains from scratch.
+A phase with 0 epochs is skipped. ``training.mode`` decides which phases run
+(``training.engine.recipe.resolve_mode``): from scratch, one fine-tuning phase trains every
+layer.
 
 This module imports Keras; ``training.api`` imports it only when a run starts.
 """
@@ -36,6 +37,7 @@ from training.data.augment import build_augmenter
 from training.data.pipeline import prepare_data as prepare_data_bundle
 from training.data.sample import resolve_data_dir
 from training.diagnostics.gradients import GradientProbe, fixed_batch
+from training.diagnostics.hints import frozen_random_backbone as frozen_random_backbone_hint
 from training.diagnostics.monitor import Diagnostics
 from training.engine.checkpoint import ResumeState, restore_checkpoint
 from training.engine.data_report import DataReportFile
@@ -49,7 +51,15 @@ from training.engine.phase import (
     probes_gradients,
     set_trainable,
 )
-from training.engine.recipe import PHASES, PhasePlan, fine_tune_learning_rate, phase_learning_rate, phase_plan
+from training.engine.recipe import (
+    PHASES,
+    PhasePlan,
+    fine_tune_learning_rate,
+    frozen_random_backbone,
+    phase_learning_rate,
+    phase_plan,
+    resolve_mode,
+)
 from training.engine.resume import ResumeRefused, check_same_classes, prepare_resume
 from training.engine.state import RunState
 from training.engine.summary import now_iso, run_summary
@@ -227,6 +237,8 @@ class TrainingSession:
         self.image_size = config.data.image_size or spec.default_size
         check_image_size(spec.name, self.image_size, config.model.weights)
         config.data.image_size = self.image_size
+        # The mode decides which phases run; config.json records them as they run.
+        config.training = resolve_mode(config).training
         # The plan (and its reasons) is read from the config as given; config.json then
         # records the rate the fine-tuning phase really uses.
         self.plan = phase_plan(config)
@@ -235,6 +247,10 @@ class TrainingSession:
         self.emit(RunStarted(run_dir=str(self.run_dir), device=self.device, config=config.to_dict()))
         if self.notice:
             self.emit(Log(self.notice, level="warning"))
+        if frozen_random_backbone(config):
+            warning = frozen_random_backbone_hint(config)
+            self.emit(Log(f"{warning.title}. {warning.message}", level="warning"))
+            self.emit(warning)
         if self.resume is None:
             write_text_atomic(self.run_dir / CONFIG_FILE, config.to_json())
         else:

@@ -38,6 +38,10 @@ def read_run_config(path: Path) -> Config:
         data = parse_json(read_text(config_file, what="run's config.json"), what="run's config.json")
     except FileReadError as error:
         raise RunDirError(f"{error} ({config_file}) The run cannot be resumed.") from None
+    training = data.get("training") if isinstance(data, dict) else None
+    if isinstance(training, dict) and "mode" not in training:
+        # Recorded before `training.mode` existed: its phases ran exactly as written.
+        training["mode"] = "fine_tune"
     try:
         return Config.from_dict(data)
     except (ConfigError, TypeError, ValueError, AttributeError, KeyError) as error:

@@ -17,7 +17,7 @@ from training.data.augment import build_augmenter
 from training.data.images import ImageLoadError, load_image
 from training.data.pipeline import prepare_data
 from training.data.sample import resolve_data_dir
-from training.engine.recipe import fine_tune_learning_rate
+from training.engine.recipe import fine_tune_learning_rate, resolve_mode
 from training.events import Event, Hint, Log
 
 EventCallback = Callable[[Event], None]
@@ -38,6 +38,7 @@ def prepare(config: Config, *, augment: bool, on_event: EventCallback) -> Setup:
     image_size = config.data.image_size or spec.default_size
     check_image_size(spec.name, image_size, config.model.weights)
     config.data.image_size = image_size
+    config.training = resolve_mode(config).training
     config.training.fine_tune_learning_rate = fine_tune_learning_rate(config)
     config.data.dir = str(resolve_data_dir(config.data.dir))
     if config.data.validation_dir:

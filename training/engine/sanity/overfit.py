@@ -11,10 +11,11 @@ from typing import Any
 import keras
 
 from training.config import Config
+from training.diagnostics.hints import frozen_random_backbone as frozen_random_backbone_hint
 from training.diagnostics.wording import learning_rate_key, rounded_rate
 from training.engine.optim import build_optimizer
 from training.engine.phase import set_trainable
-from training.engine.recipe import first_phase, phase_learning_rate
+from training.engine.recipe import first_phase, frozen_random_backbone, phase_learning_rate
 from training.engine.sanity.common import (
     EventCallback,
     build,
@@ -78,7 +79,10 @@ def overfit_tiny_subset(config: Config, *, images: int = 20, max_epochs: int = 1
                            learning_rate=rate, losses=recorder.losses, accuracies=recorder.accuracies,
                            stopped=recorder.stopped)
     if not reached and not recorder.stopped:
-        result.hints = emit_hints([_overfit_failed(result, config)], on_event)
+        # A head on random frozen features cannot memorize: say that, not "raise the rate".
+        failed = (frozen_random_backbone_hint(config) if last_phase == "head" and frozen_random_backbone(config)
+                  else _overfit_failed(result, config))
+        result.hints = emit_hints([failed], on_event)
     return result
 
 
@@ -113,7 +117,7 @@ class _OverfitRecorder(keras.callbacks.Callback):
 def _overfit_failed(result: OverfitResult, config: Config) -> Hint:
     losses = [l for l in result.losses if math.isfinite(l)]
     start = losses[0] if losses else math.nan
-    key = learning_rate_key(first_phase(config))
+    key = learning_rate_key(first_phase(config), config)
     fixes: list[dict[str, Any]] = []
     if not math.isfinite(result.final_loss) or (losses and losses[-1] > start):
         cause = "The loss rose or became non-finite: the learning rate is far too high."
