@@ -60,8 +60,7 @@ class RunController(QObject):
         self.worker.event.connect(self._on_worker_event)
         self.worker.errored.connect(self._on_worker_errored)
         self.worker.returned.connect(self._on_worker_returned)
-        self.thread = start_worker(self.worker)
-        self.thread.finished.connect(self._on_thread_finished)
+        self.thread = start_worker(self.worker, self._on_thread_finished)
 
     def stop(self, *, deadline: bool = False) -> None:
         """Asks the run to stop after its batch; ``deadline`` also arms the kill timer."""

@@ -139,8 +139,13 @@ class TrainingWorker(QObject):
         self.event.emit(item)
 
 
-def start_worker(worker: TrainingWorker) -> QThread:
-    """Moves ``worker`` to a new QThread and starts it; the thread quits when it finishes."""
+def start_worker(worker: TrainingWorker, on_finished: Callable[[], None] | None = None) -> QThread:
+    """Moves ``worker`` to a new QThread and starts it; the thread quits when it finishes.
+
+    ``on_finished`` is connected to the thread's ``finished`` before it starts: a job that
+    ends at once (a stand-in engine, a refused request) may finish before the caller's next
+    line, and a ``finished`` emitted before anyone listened would leave the window believing
+    forever that a job runs."""
     thread = QThread()
     thread.setObjectName("trainingThread")
     worker.moveToThread(thread)
@@ -148,5 +153,7 @@ def start_worker(worker: TrainingWorker) -> QThread:
     # Direct: quit() is thread-safe, and a GUI thread blocked in QThread.wait() could not
     # run a queued call.
     worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+    if on_finished is not None:
+        thread.finished.connect(on_finished)
     thread.start()
     return thread

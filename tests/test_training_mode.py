@@ -238,3 +238,15 @@ def test_the_optimizer_tab_explains_the_rate_in_the_windows_words(qtbot, tmp_pat
     text = status.text()
     assert "Learning rate (Optimizer tab)" in text and "Weights is" in text
     assert "optimizer.learning_rate" not in text and "model.weights" not in text
+
+
+def test_a_more_epochs_fix_from_a_scratch_run_sets_the_total_it_says():
+    """The run's config is resolved (head 0, fine-tune = the total); the window's config may
+    still hold head epochs: the fix must give the total it names, not that plus the head's."""
+    from training.diagnostics.hints import not_converged
+
+    users = _config(**{"model.weights": "none", "training.head_epochs": 5, "training.fine_tune_epochs": 5})
+    running = resolve_mode(users)
+    hint = not_converged({"phase": "fine_tune", "monitor": "val_loss", "values": [0.9, 0.8, 0.7]}, running)
+    [fix] = hint.fixes
+    assert planned_epochs(users.with_overrides(fix)) == fix["training.fine_tune_epochs"] == 20

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from training.config import Config
+from training.config import Config, training_mode
 from training.diagnostics.thresholds import DIVERGENCE_FACTOR
 from training.diagnostics.wording import (
     config_or_default,
@@ -364,7 +364,11 @@ def _phase_epochs_key(phase: str) -> str:
 
 def _more_epochs(config: Config, phase: str) -> dict[str, Any]:
     epochs = config.training.head_epochs if phase == "head" else config.training.fine_tune_epochs
-    return {_phase_epochs_key(phase): min(10000, max(2 * epochs, epochs + 2))}
+    fix = {_phase_epochs_key(phase): min(10000, max(2 * epochs, epochs + 2))}
+    if training_mode(config) == "from_scratch":
+        # From scratch the one phase runs head + fine-tune epochs: the total goes into one key.
+        fix["training.head_epochs"] = 0
+    return fix
 
 
 def underfitting(evidence: dict[str, Any], context: dict[str, Any]) -> Hint:
