@@ -1,4 +1,4 @@
-"""Finetune Studio: `python main.py gui | train | config | predict | check | overfit | lr-find`
+"""Finetune Studio: `python main.py gui | train | config | predict | check | overfit | lr-find | export`
 (see README.md)."""
 
 from __future__ import annotations

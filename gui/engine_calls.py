@@ -23,12 +23,15 @@ from training.service.client import EngineCallError, EngineHelper
 from training.service.messages import decode_array
 
 __all__ = ["EngineCallError", "start_helper", "shutdown", "backbone_catalog", "device_description",
-           "planned_learning_rates", "augmentation_preview"]
+           "planned_learning_rates", "augmentation_preview", "export_run"]
 
 IN_PROCESS = os.environ.get("FINETUNE_STUDIO_IN_PROCESS") == "1"
 
 _helper = EngineHelper()
 atexit.register(_helper.close)
+# Exports take tens of seconds: a process of their own keeps the settings' answers flowing.
+_export_helper = EngineHelper()
+atexit.register(_export_helper.close)
 
 
 def start_helper() -> None:
@@ -39,6 +42,7 @@ def start_helper() -> None:
 
 def shutdown() -> None:
     _helper.close()
+    _export_helper.close()
 
 
 def backbone_catalog() -> list[dict[str, Any]]:
@@ -65,3 +69,14 @@ def augmentation_preview(config: Config, paths: list[str], size: int,
     result = _helper.call("preview", config=config.to_dict(), paths=[str(p) for p in paths],
                           size=size, seed=seed)
     return decode_array(result["originals"]), decode_array(result["augmented"])
+
+
+def export_run(run_dir: str, fmt: str, quantize: str = "none") -> dict[str, Any]:
+    """One verified export (``training.api.export_run``) as a dict: ``folder``, ``format``,
+    ``quantize``, ``passed``, ``verification``, ``message``. Bad input raises
+    ``EngineCallError`` with the sentence to show."""
+    if IN_PROCESS:
+        import dataclasses
+
+        return dataclasses.asdict(api.export_run(run_dir, fmt, quantize=quantize))
+    return _export_helper.call("export", run_dir=str(run_dir), format=fmt, quantize=quantize)

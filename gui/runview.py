@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.export_dialog import ExportDialog
 from gui.words import PLAIN, Words
 from training.api import export_best_model
 from training.events import DataReport, Failed, Finished, Hint, Log
@@ -240,10 +241,16 @@ class FinishedRunPanel(QWidget):
         self.export_button.setObjectName("exportModelButton")
         self.export_button.setToolTip("Save a copy of the best model as a .keras file "
                                       "(load it with keras.saving.load_model).")
-        for button in (self.open_button, self.export_button):
+        self.deploy_button = QPushButton("Export for deployment…")
+        self.deploy_button.setObjectName("exportDeployButton")
+        self.deploy_button.setToolTip("Keras, SavedModel, TFLite (float16, int8) or ONNX, each "
+                                      "checked against the Keras model by its own runtime.")
+        self.export_dialog = None
+        for button in (self.open_button, self.export_button, self.deploy_button):
             button.setEnabled(False)
         self.open_button.clicked.connect(self._on_open_button_clicked)
         self.export_button.clicked.connect(self._on_export_button_clicked)
+        self.deploy_button.clicked.connect(self.open_export_dialog)
         self._build_layout()
 
     def _build_layout(self) -> None:
@@ -252,14 +259,19 @@ class FinishedRunPanel(QWidget):
         form.addRow("Validation accuracy:", self.val_accuracy)
         form.addRow("Validation loss:", self.val_loss)
         form.addRow("Run folder:", self.folder)
+        # Two rows, so an 800 px window still shows every button whole.
         buttons = QHBoxLayout()
         buttons.addWidget(self.open_button)
         buttons.addWidget(self.export_button)
         buttons.addStretch(1)
+        deploy = QHBoxLayout()
+        deploy.addWidget(self.deploy_button)
+        deploy.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.outcome)
         layout.addLayout(form)
         layout.addLayout(buttons)
+        layout.addLayout(deploy)
         layout.addStretch(1)
 
     def show_running(self, what: str = "Running…") -> None:
@@ -270,6 +282,7 @@ class FinishedRunPanel(QWidget):
             label.setText("-")
         self.open_button.setEnabled(False)
         self.export_button.setEnabled(False)
+        self.deploy_button.setEnabled(False)
 
     def show_result(self, event: Finished | Failed) -> None:
         self.run_dir = event.run_dir
@@ -279,6 +292,7 @@ class FinishedRunPanel(QWidget):
         if isinstance(event, Failed):
             self.outcome.setText(f"The run failed: {self.words.plain(event.message)}")
             self.export_button.setEnabled(False)
+            self.deploy_button.setEnabled(False)
             for label in (self.best_epoch, self.val_accuracy, self.val_loss):
                 label.setText("-")
             return
@@ -292,6 +306,14 @@ class FinishedRunPanel(QWidget):
         self.val_accuracy.setText(_format(metrics.get("val_accuracy"), percent=True))
         self.val_loss.setText(_format(metrics.get("val_loss")))
         self.export_button.setEnabled(has_folder and event.best_epoch > 0)
+        self.deploy_button.setEnabled(has_folder and event.best_epoch > 0)
+
+    def open_export_dialog(self) -> ExportDialog:
+        """The Export dialog for this run (non-modal; one at a time)."""
+        if self.export_dialog is not None:
+            self.export_dialog.close()
+        self.export_dialog = open_export_dialog(self.run_dir, self.window())
+        return self.export_dialog
 
     def _on_open_button_clicked(self) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(self.run_dir))
@@ -309,6 +331,13 @@ class FinishedRunPanel(QWidget):
             QMessageBox.critical(self, "Export failed", f"Could not export the model: {error}")
             return
         self.window().statusBar().showMessage(f"Model exported to {target}", 8000)
+
+
+def open_export_dialog(run_dir: str | Path, parent: QWidget) -> ExportDialog:
+    dialog = ExportDialog(run_dir, parent)
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    dialog.show()
+    return dialog
 
 
 def _format(value: object, percent: bool = False) -> str:

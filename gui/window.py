@@ -24,6 +24,7 @@ from gui import engine_calls
 from gui.controllers.config_document import ConfigDocument
 from gui.controllers.run_lifecycle import RunLifecycle
 from gui.controllers.split_preview import SplitPreview
+from gui.export_dialog import ExportDialog
 from gui.forms import ConfigForm
 from gui.panels.augmentation import PREVIEW_COUNT, AugmentationPanel
 from gui.panels.data import DataPanel, sample_paths
@@ -33,7 +34,14 @@ from gui.panels.regularization import RegularizationPanel
 from gui.plots import LivePlotsWidget, apply_palette, configure_pyqtgraph
 from gui.progress import RunProgressWidget
 from gui.qt_fixes import GuiThreadGarbageCollection
-from gui.runview import FinishedRunPanel, HintsPanel, LogWidget, describe_fix, describe_fix_for_log
+from gui.runview import (
+    FinishedRunPanel,
+    HintsPanel,
+    LogWidget,
+    describe_fix,
+    describe_fix_for_log,
+    open_export_dialog,
+)
 from gui.tasks import BackgroundTasks
 from gui.tools import TOOL_TIPS, TOOL_TITLES, LRRangeDialog, summary_hint
 from gui.words import Words
@@ -42,6 +50,7 @@ from training.api import Config, ConfigError, SplitPlan, default_config, planned
 from training.config import BUILTIN_SAMPLE
 from training.events import Event, Failed, Finished, Hint, RunStarted
 from training.files import is_folder
+from training.rundir import BEST_MODEL
 from training.service.messages import ToolResult
 
 APP_NAME = "Finetune Studio"
@@ -228,6 +237,9 @@ class MainWindow(QMainWindow):
             name: self._action(TOOL_TITLES[name], f"{name}Action",
                                lambda _=False, n=name: self.run_tool(n), [], TOOL_TIPS[name])
             for name in TOOL_TITLES}
+        self.export_action = self._action("Export run…", "exportRunAction", self._on_export_run_triggered, [],
+                                          "Choose a run folder and export its best model for "
+                                          "deployment (Keras, SavedModel, TFLite, ONNX), each verified")
         self.quit_action = self._action("Quit", "quitAction", self.close, [keys.Quit], "Close the app")
         toolbar = QToolBar("Main")
         toolbar.setObjectName("mainToolBar")
@@ -239,7 +251,8 @@ class MainWindow(QMainWindow):
         self.addToolBar(toolbar)
         file_menu = self.menuBar().addMenu("&File")
         for action in (self.open_folder_action, self.load_action, self.save_action,
-                       self.save_as_action, None, self.resume_run_action, None, self.quit_action):
+                       self.save_as_action, None, self.resume_run_action, self.export_action, None,
+                       self.quit_action):
             file_menu.addSeparator() if action is None else file_menu.addAction(action)
         run_menu = self.menuBar().addMenu("&Run")
         run_menu.addAction(self.start_action)
@@ -473,6 +486,21 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Resuming {Path(run_dir).name}: the settings show that run's "
                                      "config (save them to keep them as a file).", 8000)
         return True
+
+    def _on_export_run_triggered(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export run", str(self.data_panel.runs_dir()))
+        if folder:
+            self.export_run(folder)
+
+    def export_run(self, run_dir: str | Path) -> ExportDialog | None:
+        """Opens the Export dialog for any finished run's folder (the engine checks it)."""
+        problem = "" if (Path(run_dir) / BEST_MODEL).is_file() else (
+            f"{run_dir} has no best model ({BEST_MODEL}) to export: choose a run folder whose run "
+            "completed at least one epoch.")
+        if problem:
+            self.show_error("Cannot export", problem)
+            return None
+        return open_export_dialog(run_dir, self)
 
     def _on_resume_run_triggered(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Resume run", str(self.data_panel.runs_dir()))

@@ -17,8 +17,8 @@ from models import weights as weights_lib
 from models.registry import BackboneSpec, backbone_specs, check_image_size, get_spec
 from models.small_cnn import small_cnn
 
-# Families whose built-in scaling equals their Preprocess mode: switched off, so every
-# backbone built here takes input already scaled by ``Preprocess(spec.preprocess)``.
+# Families whose built-in scaling equals their preprocess mode: switched off, so every
+# backbone built here takes input already scaled by ``add_preprocessing(x, spec.preprocess)``.
 _NO_BUILTIN_PREPROCESSING = {
     "MobileNetV3Small", "MobileNetV3Large",
     "EfficientNetV2B0", "EfficientNetV2B1", "EfficientNetV2B2", "EfficientNetV2B3",
@@ -54,7 +54,8 @@ def build_backbone(name: str, image_size: int, weights: str,
                    batch_norm_momentum: float | None = None) -> keras.Model:
     """Builds backbone ``name`` without its top: (size, size, 3) -> feature map.
 
-    The model takes input already scaled by ``Preprocess(get_spec(name).preprocess)``.
+    The model takes input already scaled by ``models.preprocess.add_preprocessing`` with
+    ``get_spec(name).preprocess``.
 
     Args:
         weights: "imagenet", "none" (random initialization; never touches the network)

@@ -1,8 +1,13 @@
 """The classifier built around a backbone, and the freezing steps of transfer learning.
 
-    image (0-255 RGB) -> Preprocess -> backbone -> GlobalAveragePooling2D
+    image (0-255 RGB) -> preprocess_* -> backbone -> GlobalAveragePooling2D
         -> [Dense -> (BatchNormalization) -> activation -> Dropout] per hidden layer
         -> (Dropout when there is no hidden layer) -> Dense softmax "predictions"
+
+The ``preprocess_*`` layers are the backbone's input scaling made of Keras built-in layers
+without weights (``models.preprocess.add_preprocessing``), so a saved model opens in plain
+Keras and nothing there ever trains. They sit in front of the nested backbone, not in it:
+``unfreeze_top_layers`` and ``fine_tune_layers`` count the backbone's own layers only.
 
 A pretrained backbone is called with ``training=False`` (keras-io
 ``guides/transfer_learning.py``), a from-scratch one without it. Measured on Keras 3.15:
@@ -25,7 +30,7 @@ import keras
 from keras import layers
 
 from models.backbones import build_backbone
-from models.preprocess import Preprocess
+from models.preprocess import add_preprocessing
 from models.registry import BackboneSpec, get_spec
 
 # docs/facts.md#batchnorm-momentum: Keras backbones' BatchNorm momentum (0.99-0.999) is too slow for a short
@@ -79,7 +84,7 @@ def build_classifier(model_cfg: Any, regularization_cfg: Any, *, image_size: int
     backbone = build_backbone(spec.name, image_size, model_cfg.weights, momentum)
 
     inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
-    x = Preprocess(spec.preprocess, name="preprocess")(inputs)
+    x = add_preprocessing(inputs, spec.preprocess)
     x = backbone(x) if from_scratch else backbone(x, training=False)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     outputs = _head(x, model_cfg.head, regularization_cfg, num_classes, seed)

@@ -20,7 +20,7 @@ class BackboneSpec:
         name: the ``model.backbone`` value (the keras.applications function name).
         family: for grouping in the GUI, e.g. "EfficientNetV2".
         default_size: the input size its ImageNet weights were trained at.
-        preprocess: the ``Preprocess`` mode its input needs: "tf", "caffe", "torch" or
+        preprocess: the input scaling its input needs (``models.preprocess``): "tf", "caffe", "torch" or
             "none" (the backbone scales raw 0-255 input itself).
         params_millions: parameters of the backbone without its classification top
             (``include_top=False``), counted on Keras 3.15.1 builds.
@@ -71,7 +71,7 @@ _SPECS = (
     _spec("EfficientNetV2B1", "EfficientNetV2", 240, "torch", 6.93, 79.8),
     _spec("EfficientNetV2B2", "EfficientNetV2", 260, "torch", 8.77, 80.5),
     _spec("EfficientNetV2B3", "EfficientNetV2", 300, "torch", 12.93, 82.0),
-    # S/M/L scale to x/128 - 1, which no Preprocess mode matches: they keep their own layer.
+    # S/M/L scale to x/128 - 1, which no preprocessing mode matches: they keep their own layer.
     _spec("EfficientNetV2S", "EfficientNetV2", 384, "none", 20.33, 83.9),
     _spec("EfficientNetV2M", "EfficientNetV2", 480, "none", 53.15, 85.3),
     _spec("EfficientNetV2L", "EfficientNetV2", 480, "none", 117.75, 85.7),

@@ -36,7 +36,9 @@ What the check bounds, and why these limits:
   100,000 deep would raise ``RecursionError``).
   Every class it names must be a Keras built-in (from ``keras`` or ``keras.*``) or one of
   this app's registered classes with the module it really lives in; ``Lambda`` layers and
-  other code-carrying wrappers are refused.
+  other code-carrying wrappers are refused. The classifiers this app builds now hold Keras
+  built-ins only (plain Keras opens them); the one registered class, the legacy
+  ``models.preprocess.Preprocess`` layer, is still allowed for files saved before that.
 
 The check and Keras open the file separately: a process that rewrites the file between
 the two is not guarded against (it could replace anything else in the folder as well).
@@ -114,7 +116,7 @@ def load_model_safely(path: str | Path, *, max_bytes: int = MAX_MODEL_BYTES):
     """Checks the file (see ``check_model_file``), then loads it with ``safe_mode=True``."""
     import keras
 
-    import models.preprocess  # noqa: F401 - registers this app's classes before loading
+    import models.preprocess  # noqa: F401 - registers the legacy layer older files hold
 
     check_model_file(path, max_bytes=max_bytes)
     try:

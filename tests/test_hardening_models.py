@@ -49,6 +49,16 @@ def saved_model(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def legacy_model(tmp_path_factory) -> Path:
+    """A classifier saved before issue 11: it holds this app's registered Preprocess layer."""
+    from tests.test_safe_load import legacy_classifier
+
+    path = tmp_path_factory.mktemp("legacy") / "best.keras"
+    legacy_classifier().save(path)
+    return path
+
+
 @pytest.fixture
 def run_dir(tmp_path, saved_model) -> Path:
     """A finished run folder: best.keras, config.json (32 px), labels.json and labels.txt."""
@@ -231,9 +241,9 @@ def crafted_preprocess(saved_model: Path, tmp_path: Path, **changes) -> Path:
      "'finetune_studio>Popen', which is not on this app's allow-list"),
     ({"registered_name": "finetune_studio>Preprocess", "module": None}, "from module None"),
 ])
-def test_an_app_registered_name_needs_the_app_class_and_its_module(saved_model, tmp_path,
+def test_an_app_registered_name_needs_the_app_class_and_its_module(legacy_model, tmp_path,
                                                                    keras_must_not_load, changes, message):
-    crafted = crafted_preprocess(saved_model, tmp_path, **changes)
+    crafted = crafted_preprocess(legacy_model, tmp_path, **changes)
     with pytest.raises(UnsafeModelError, match=message):
         load_model_safely(crafted)
 

@@ -1,4 +1,4 @@
-"""The backbone registry, the Preprocess layer, the classifier head and the freezing steps.
+"""The backbone registry, the input scaling, the classifier head and the freezing steps.
 
 CPU-sized: SmallCNN and MobileNetV2 at 32-48 px with random weights; no network
 (any attempt to download fails the test).
@@ -22,7 +22,7 @@ from models.classifier import (
     head_layers,
     unfreeze_top_layers,
 )
-from models.preprocess import Preprocess
+from models.preprocess import PREPROCESS_MODES, Preprocess, add_preprocessing, describe_preprocessing
 from models.registry import backbone_specs, check_image_size, get_spec
 from models.weights import imagenet_weights_filename
 from training.config import BACKBONES, HeadConfig, ModelConfig, RegularizationConfig
@@ -111,29 +111,49 @@ def test_representative_backbones_build_offline_with_random_weights(name, size):
     assert backbone.input_shape == (None, size, size, 3)
     batch_norms = [layer for layer in backbone.layers if _is_bn(layer)]
     assert batch_norms and all(layer.momentum == 0.9 for layer in batch_norms)
-    # Preprocess scales the input: the backbone must not do it a second time.
+    # The classifier scales the input in front of it: the backbone must not do it a second time.
     builtin = [layer for layer in backbone.layers
                if isinstance(layer, (keras.layers.Rescaling, keras.layers.Normalization))]
     assert builtin == []
 
 
-# -- Preprocess ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("mode, module", [
+# -- the input scaling ---------------------------------------------------------------------------
+FAMILY_MODULES = [
     ("tf", keras.applications.mobilenet_v2),
     ("caffe", keras.applications.resnet50),
     ("torch", keras.applications.densenet),
     ("none", keras.applications.efficientnet),
-])
-def test_preprocess_matches_the_family_function(mode, module):
+]
+
+
+@pytest.mark.parametrize("mode, module", FAMILY_MODULES)
+def test_preprocessing_matches_the_family_function(mode, module):
+    images = _images(3, 8)
+    inputs = keras.Input((8, 8, 3))
+    scaled = keras.Model(inputs, add_preprocessing(inputs, mode))
+
+    actual = scaled.predict(images, verbose=0)
+
+    np.testing.assert_allclose(actual, module.preprocess_input(images.copy()), rtol=1e-6, atol=1e-6)
+    assert all(layer.name.startswith("preprocess_") and not layer.weights
+               for layer in scaled.layers[1:])
+
+
+@pytest.mark.parametrize("mode, module", FAMILY_MODULES)
+def test_the_legacy_preprocess_layer_still_matches_the_family_function(mode, module):
     images = _images(3, 8)
     expected = module.preprocess_input(images.copy())
     actual = keras.ops.convert_to_numpy(Preprocess(mode)(images))
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-4)
 
 
-def test_preprocess_rejects_an_unknown_mode():
+def test_an_unknown_mode_is_refused():
+    with pytest.raises(ValueError, match=r"`mode` must be one of tf, caffe, torch, none. "
+                                         r"Received: mode='imagenet'"):
+        add_preprocessing(keras.Input((8, 8, 3)), "imagenet")
     with pytest.raises(ValueError, match="mode"):
         Preprocess("imagenet")
+    assert all(describe_preprocessing(mode) for mode in PREPROCESS_MODES)
 
 
 def test_a_classifier_saves_and_loads_in_safe_mode(tmp_path):
@@ -147,7 +167,9 @@ def test_a_classifier_saves_and_loads_in_safe_mode(tmp_path):
     images = _images(2)
     np.testing.assert_allclose(loaded.predict(images, verbose=0),
                                classifier.model.predict(images, verbose=0), atol=1e-6)
-    assert loaded.get_layer("preprocess").mode == "tf"
+    scale = loaded.get_layer("preprocess_scale")
+    assert isinstance(scale, keras.layers.Rescaling)
+    assert (scale.scale, scale.offset) == pytest.approx((1 / 127.5, -1.0))
 
 
 # -- the classifier ---------------------------------------------------------------------------------

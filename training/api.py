@@ -30,7 +30,7 @@ __all__ = [
     "load_preview_images", "check_setup", "overfit_tiny_subset", "lr_range_test",
     "next_run_dir", "resume_problem", "check_resume", "ResumeCheck", "export_best_model",
     "plan_split", "SplitPlan", "device_description", "PhasePlan", "phase_plan", "check_data",
-    "planned_epochs", "resolve_mode",
+    "planned_epochs", "resolve_mode", "export_run",
 ]
 
 
@@ -89,6 +89,25 @@ def predict(run_dir: str | Path, paths: list[str | Path], top_k: int = 3) -> lis
     from training.inference.predict import predict as _predict
 
     return _predict(run_dir, paths, top_k=top_k)
+
+
+def export_run(run_dir: str | Path, fmt: str, *, quantize: str = "none", out: str | Path | None = None,
+               data_dir: str | Path | None = None, on_progress=None):
+    """Exports a run's best model in one format (``keras``, ``saved_model``, ``tflite``,
+    ``onnx``; ``quantize`` ``float16`` or ``int8`` for tflite) into a self-contained folder,
+    reloads it with that format's own runtime and compares it with the Keras model on the
+    run's validation images. Returns a ``training.export.ExportResult``: ``passed`` False
+    (with a ``message``) when the conversion or its verification failed, in which case nothing
+    was left at ``out`` (default ``RUN_DIR/export/<format>[-<quantize>]``). ``on_progress`` is
+    called with a short sentence as each step begins. Imports TensorFlow: call it off a GUI
+    thread.
+
+    Raises:
+        training.export.ExportError: unusable input (format, run folder, --out, images).
+    """
+    from training.export import export_run as _export
+
+    return _export(run_dir, fmt, quantize=quantize, out=out, data_dir=data_dir, on_progress=on_progress)
 
 
 def planned_learning_rates(config: Config, steps_per_epoch: int) -> dict[str, list[float]]:

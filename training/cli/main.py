@@ -1,4 +1,4 @@
-"""Command line: ``python main.py train | config | predict | check | overfit | lr-find``
+"""Command line: ``python main.py train | config | predict | check | overfit | lr-find | export``
 (``gui`` is dispatched by main.py).
 
 Exit codes (README, "Command line"):
@@ -26,6 +26,7 @@ import sys
 import tempfile
 import traceback
 
+from training.cli import export as export_command
 from training.cli import predict as predict_command
 from training.cli import tools as tool_commands
 from training.cli import train as train_command
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="print one JSON object a line")
 
     tool_commands.add_parsers(sub)
+    export_command.add_parsers(sub)
     sub.add_parser("gui", help="start the desktop app (default when no command is given)")
     return parser
 
@@ -84,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    commands = {"train": train_command.run, "config": _config, "predict": predict_command.run}
+    commands = {"train": train_command.run, "config": _config, "predict": predict_command.run,
+                "export": export_command.run}
     command = commands.get(args.command) or (tool_commands.run if args.command in tool_commands.COMMANDS else None)
     if command is None:
         parser.print_help()

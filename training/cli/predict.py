@@ -6,6 +6,7 @@ import argparse
 import json
 
 from training.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, expanded, print_error, shown
+from training.cli.native_logs import quiet_start
 from training.files import file_kind, path_problem
 
 
@@ -21,6 +22,7 @@ def _check_predict_inputs(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _check_predict_inputs(args)
+    quiet_start()
     from training.inference.predict import PredictError, predict
 
     try:

@@ -18,6 +18,7 @@ from training.cli.common import (
     positive_number,
     print_error,
 )
+from training.cli.native_logs import quiet_start
 from training.cli.signals import StopOnSignals
 
 COMMANDS = ("check", "overfit", "lr-find")
@@ -75,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     def announce(text: str) -> None:
         print(text, file=sys.stderr)
 
+    quiet_start()
     with StopOnSignals(announce) as signals:
         stop = signals.stop
         try:

@@ -20,6 +20,7 @@ from training.cli.common import (
     print_error,
     shown,
 )
+from training.cli.native_logs import quiet_start
 from training.cli.progress import ProgressPrinter
 from training.cli.signals import StopOnSignals
 from training.config import Config
@@ -66,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_with_progress(start, quiet: bool, run_dir: Path) -> int:
+    quiet_start()  # TensorFlow without its start-up notices on the terminal
     printer = ProgressPrinter(sys.stderr, quiet=quiet)
     with StopOnSignals(printer.note) as signals:
         try:

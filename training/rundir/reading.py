@@ -1,4 +1,4 @@
-"""Reading a run folder's files: its config, summary, checkpoint state and events.
+"""Reading a run folder's files: its config, summary, data report, checkpoint state and events.
 
 Every file is read through ``training.files`` (regular files only, bounded size, UTF-8), and
 each is checked key by key, so a damaged or hand-edited file is a clear message, not a
@@ -16,6 +16,7 @@ from training.files import FileReadError, parse_json, read_json, read_text
 from training.rundir.layout import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
+    DATA_REPORT_FILE,
     EVENTS_FILE,
     PHASES,
     STATE_FILE,
@@ -27,8 +28,11 @@ from training.rundir.layout import (
 )
 
 
-def read_run_config(path: Path) -> Config:
+def read_run_config(path: Path, *, consequence: str = "The run cannot be resumed.") -> Config:
     """The run's config.json as a validated Config.
+
+    Args:
+        consequence: what an unreadable file means for the caller, ending its message.
 
     Raises:
         RunDirError: unreadable (not a file, not UTF-8, too large) or not a valid config.
@@ -37,7 +41,7 @@ def read_run_config(path: Path) -> Config:
     try:
         data = parse_json(read_text(config_file, what="run's config.json"), what="run's config.json")
     except FileReadError as error:
-        raise RunDirError(f"{error} ({config_file}) The run cannot be resumed.") from None
+        raise RunDirError(f"{error} ({config_file}) {consequence}") from None
     training = data.get("training") if isinstance(data, dict) else None
     if isinstance(training, dict) and "mode" not in training:
         # Recorded before `training.mode` existed: its phases ran exactly as written.
@@ -67,6 +71,41 @@ def read_summary(path: Path) -> dict[str, Any] | None:
         raise RunDirError(f"{summary_file} is damaged: it holds a JSON {_json_type(summary)}, not "
                           "an object. Delete it (the resumed run writes a new one) and try again.")
     return summary
+
+
+def read_data_report(path: Path) -> dict[str, Any] | None:
+    """``data_report.json`` as a dict, or None when the run has none (made before it existed).
+
+    Only the keys readers rely on are checked: ``classes`` (a list of names) and
+    ``train_counts`` / ``validation_counts`` (class name -> whole number of images).
+
+    Raises:
+        RunDirError: unreadable, not a JSON object, or one of those keys damaged.
+    """
+    report_file = path / DATA_REPORT_FILE
+    if lstat_kind(report_file) == "missing":
+        return None
+    try:
+        report = read_json(report_file, what="data report")
+    except FileReadError as error:
+        raise RunDirError(f"{error} The run's data report {report_file} cannot be read.") from None
+    problem = _data_report_problem(report)
+    if problem:
+        raise RunDirError(f"The run's data report {report_file} is damaged: {problem}.")
+    return report
+
+
+def _data_report_problem(report: Any) -> str:
+    if not isinstance(report, dict):
+        return f"it holds a JSON {_json_type(report)}, not an object"
+    classes = report.get("classes", [])
+    if not (isinstance(classes, list) and all(isinstance(name, str) for name in classes)):
+        return "`classes` must be a list of class names"
+    for key in ("train_counts", "validation_counts"):
+        counts = report.get(key, {})
+        if not (isinstance(counts, dict) and all(_is_int(n) and n >= 0 for n in counts.values())):
+            return f"`{key}` must map class names to whole numbers of images"
+    return ""
 
 
 # -- the checkpoint's state.json ---------------------------------------------------------------

@@ -45,7 +45,8 @@ ENGINE_KILLED = "EngineKilled"            # the app ended it: a stop took too lo
 ENGINE_UNAVAILABLE = "EngineUnavailable"  # the process could not be started
 PROTOCOL_ERROR = "ProtocolError"          # a line that is not a message of this protocol
 # The engine's own errors already say what was wrong and what to do.
-EXPLAINED_ERRORS = ("DataError", "ConfigError", "ValueError", "WeightsUnavailableError", PROTOCOL_ERROR)
+EXPLAINED_ERRORS = ("DataError", "ConfigError", "ValueError", "WeightsUnavailableError", "ExportError",
+                    "RunDirError", PROTOCOL_ERROR)
 
 
 class EngineCallError(RuntimeError):

@@ -1,13 +1,14 @@
 """The small calls an engine process answers for the window (``Call`` -> ``Reply``).
 
-The backbone catalog, the device, the planned learning rates and the augmentation preview
-all need Keras. Importing it in the window's own process would freeze the window
+The backbone catalog, the device, the planned learning rates, the augmentation preview and
+exports all need Keras. Importing it in the window's own process would freeze the window
 (docs/facts.md#gil-freeze), so a long-lived engine process answers them, one at a time.
 Images travel as ``training.service.messages.encode_array`` payloads.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import traceback
 from typing import Any, Callable
@@ -36,13 +37,19 @@ def _preview(params: dict[str, Any]) -> Any:
     return {"originals": encode_array(originals), "augmented": encode_array(augmented)}
 
 
+def _export(params: dict[str, Any]) -> Any:
+    """One export and its verification (``training.api.export_run``), as a plain dict."""
+    result = api.export_run(params["run_dir"], params["format"], quantize=params.get("quantize", "none"))
+    return dataclasses.asdict(result)
+
+
 def _ping(params: dict[str, Any]) -> Any:
     return "pong"
 
 
 METHODS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "catalog": _catalog, "device": _device, "planned_learning_rates": _planned, "preview": _preview,
-    "ping": _ping,
+    "export": _export, "ping": _ping,
 }
 
 
