@@ -165,24 +165,10 @@ def test_a_run_saved_with_the_legacy_preprocess_layer_still_predicts(tmp_path, m
     ({"class_name": "Popen", "registered_name": "finetune_studio>Popen"}, "not on this app's allow-list"),
 ])
 def test_the_legacy_layer_must_still_be_the_real_one(tmp_path, changes, message):
+    from tests.test_hardening_models import crafted_preprocess
+
     path = tmp_path / "legacy.keras"
     legacy_classifier().save(path)
-    with zipfile.ZipFile(path) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    config = json.loads(members["config.json"])
-    stack = [config]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if node.get("registered_name") == "finetune_studio>Preprocess":
-                node.update(changes)
-            stack += node.values()
-        elif isinstance(node, list):
-            stack += node
-    members["config.json"] = json.dumps(config).encode()
-    crafted = tmp_path / "crafted.keras"
-    with zipfile.ZipFile(crafted, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
+    crafted = crafted_preprocess(path, tmp_path, **changes)
     with pytest.raises(UnsafeModelError, match=message):
         load_model_safely(crafted)

@@ -24,6 +24,7 @@ from gui.forms import ConfigForm, NumberBox, combo, config_value, hbox, parse_in
 from models.registry import get_spec
 from training.api import Config
 from training.config import BACKBONES, knob_of
+from training.config.modes import mode_for
 
 COLUMNS = ("Backbone", "Params", "Size", "Top-1", "Cached")
 # The weights combo: the knob's named choices, then "a file" (its path in the line edit).
@@ -82,13 +83,6 @@ class BackboneTable(QTableWidget):
             family = entry.get("family")
             if family:
                 self.item(row, 0).setToolTip(f"{name} ({family} family)")
-
-
-def _resolved(mode: str, weights: str) -> str:
-    """The mode that runs (``training.engine.recipe.training_mode``, on the two controls)."""
-    if mode == "auto":
-        return "from_scratch" if weights == "none" else "fine_tune"
-    return mode
 
 
 def _cached(entry: dict[str, Any], image_size: int | None) -> bool:
@@ -247,7 +241,7 @@ class ModelPanel(ConfigForm):
         automatic mode, and entering or leaving "from scratch" moves the epochs."""
         mode, weights = self.mode.currentData(), self._weights_value()
         before_mode, before_weights = self._previous
-        before = _resolved(before_mode, before_weights)
+        before = mode_for(before_mode, before_weights)
         # SmallCNN has no ImageNet weights: switch to "none" rather than show an error.
         if self.table.selected_name() == "SmallCNN" and weights == "imagenet":
             self._set_weights("none")
@@ -256,7 +250,7 @@ class ModelPanel(ConfigForm):
         elif (mode != before_mode and mode in ("fine_tune", "head_only") and weights == "none"
               and self.table.selected_name() != "SmallCNN"):
             self._set_weights("imagenet")
-        after = _resolved(mode, self._weights_value())
+        after = mode_for(mode, self._weights_value())
         if after == "from_scratch" and before != "from_scratch":
             total = self.head_epochs.value() + self.fine_tune_epochs.value()
             self.head_epochs.setValue(0)
@@ -273,7 +267,7 @@ class ModelPanel(ConfigForm):
 
     def _update_visibility(self) -> None:
         self._backbone_form.setRowVisible(self.weights_file_row, self.weights.currentData() == "file")
-        mode = _resolved(self.mode.currentData(), self._weights_value())
+        mode = mode_for(self.mode.currentData(), self._weights_value())
         scratch, head_only = mode == "from_scratch", mode == "head_only"
         self.head_epochs.setEnabled(not scratch)
         self.fine_tune_epochs.setEnabled(not head_only)

@@ -15,9 +15,13 @@ Config = Any
 
 def training_mode(config: Config) -> str:
     """The mode that runs: ``training.mode``, with ``auto`` decided by the weights."""
-    mode = config.training.mode
+    return mode_for(config.training.mode, config.model.weights)
+
+
+def mode_for(mode: str, weights: str) -> str:
+    """``training_mode`` from the two settings alone (the window's controls ask it too)."""
     if mode == "auto":
-        return "from_scratch" if config.model.weights == "none" else "fine_tune"
+        return "from_scratch" if weights == "none" else "fine_tune"
     return mode
 
 

@@ -106,6 +106,7 @@ def phase_plan(config: Config) -> list[PhasePlan]:
     Computed from the config as the user wrote it: once the run resolved
     ``training.fine_tune_learning_rate`` into config.json, the reason reads "as configured".
     """
+    config = resolve_mode(config)  # once: the helpers below then find nothing to change
     plans = []
     for phase in PHASES:
         epochs = phase_epochs(config, phase)
