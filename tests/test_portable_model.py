@@ -16,6 +16,7 @@ import subprocess
 import sys
 import sysconfig
 import warnings
+import zipfile
 from pathlib import Path
 
 import keras
@@ -24,6 +25,7 @@ import pytest
 
 from models.classifier import build_classifier, unfreeze_top_layers
 from models.preprocess import PREPROCESS_MODES, add_preprocessing
+from models.saving import save_model
 from tests.helpers import make_tiny_dataset
 from tests.test_safe_load import legacy_classifier
 from training import api
@@ -106,7 +108,7 @@ def plain_keras_session(tmp_path_factory):
     for mode in PREPROCESS_MODES:
         inputs = keras.Input((32, 32, 3))
         model = keras.Model(inputs, add_preprocessing(inputs, mode))
-        model.save(root / f"{mode}.keras")
+        save_model(model, root / f"{mode}.keras")
         in_process[mode] = model.predict(batch, verbose=0)
         jobs.append({"model": str(root / f"{mode}.keras"), "images": str(root / "images.npy"),
                      "out": str(root / f"{mode}.npy")})
@@ -153,6 +155,86 @@ def test_each_preprocessing_mode_loads_in_plain_keras_unchanged(plain_keras_sess
     assert f"{session['root'] / mode}.keras" not in session["report"]["errors"]
     np.testing.assert_array_equal(np.load(session["root"] / f"{mode}.npy"),
                                   session["in_process"][mode])
+
+
+# -- 1b. a file older Keras versions open --------------------------------------------------------
+# Every constructor argument of Keras 3.13.2's classes (scripts/keras_arguments.py made it there).
+OLDEST_KERAS = json.loads((ROOT / "tests" / "data" / "keras-3.13.2-arguments.json").read_text())
+
+
+def config_nodes(config):
+    """(module.class_name, its config) for every Keras object in a config.json."""
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("config"), dict) and "class_name" in node and node.get("module"):
+                yield f"{node['module']}.{node['class_name']}", node["config"]
+            stack += node.values()
+        elif isinstance(node, list):
+            stack += node
+
+
+def keys_the_oldest_keras_refuses(path: Path) -> list[tuple[str, str]]:
+    with zipfile.ZipFile(path) as archive:
+        config = json.loads(archive.read("config.json"))
+    known = OLDEST_KERAS["arguments"]
+    found = [(name, key) for name, inner in config_nodes(config) if name in known
+             for key in inner if key not in known[name]]
+    return sorted(set(found))
+
+
+def test_the_argument_listing_is_the_oldest_keras_the_app_opens_files_in():
+    assert OLDEST_KERAS["keras"] == "3.13.2"
+    assert "renorm" not in OLDEST_KERAS["arguments"]["keras.layers.BatchNormalization"]
+    assert "input_axes" not in OLDEST_KERAS["arguments"]["keras.initializers.GlorotUniform"]
+
+
+def test_a_plain_keras_save_holds_keys_keras_3_13_refuses_and_save_model_removes_them(tmp_path):
+    # The control: without save_model the pinned Keras writes keys 3.13 refuses to read.
+    config = Config().with_overrides({"model.backbone": "MobileNetV2", "model.weights": "none"})
+    model = build_classifier(config.model, config.regularization, image_size=32,
+                             num_classes=2, seed=0).model
+    model.save(tmp_path / "plain.keras")
+    assert ("keras.layers.BatchNormalization", "renorm") in keys_the_oldest_keras_refuses(
+        tmp_path / "plain.keras")
+
+    save_model(model, tmp_path / "portable.keras")
+
+    assert keys_the_oldest_keras_refuses(tmp_path / "portable.keras") == []
+    batch = random_images(2)
+    reloaded = keras.saving.load_model(tmp_path / "portable.keras", safe_mode=True)
+    np.testing.assert_array_equal(reloaded.predict(batch, verbose=0), model.predict(batch, verbose=0))
+
+
+@pytest.mark.parametrize("backbone", ["SmallCNN", "MobileNetV2"])
+def test_best_keras_of_a_real_run_holds_no_key_keras_3_13_refuses(plain_keras_session, backbone):
+    assert keys_the_oldest_keras_refuses(plain_keras_session["runs"][backbone] / "best.keras") == []
+
+
+@pytest.mark.parametrize("backbone", ["ResNet50", "DenseNet121", "EfficientNetB0"])
+def test_each_backbone_family_saves_no_key_keras_3_13_refuses(tmp_path, backbone):
+    config = Config().with_overrides({"model.backbone": backbone, "model.weights": "none",
+                                      "regularization.l2": 1e-4})
+    model = build_classifier(config.model, config.regularization, image_size=32,
+                             num_classes=2, seed=0).model
+    save_model(model, tmp_path / "model.keras")
+    assert keys_the_oldest_keras_refuses(tmp_path / "model.keras") == []
+
+
+def test_a_newer_key_set_to_something_else_than_its_default_stays(tmp_path):
+    inputs = keras.Input((4,))
+    outputs = keras.layers.BatchNormalization(renorm=True)(
+        keras.layers.Dense(3, kernel_initializer=keras.initializers.GlorotUniform(seed=1))(inputs))
+    model = keras.Model(inputs, outputs)
+
+    save_model(model, tmp_path / "renorm.keras")
+
+    refused = keys_the_oldest_keras_refuses(tmp_path / "renorm.keras")
+    assert ("keras.layers.BatchNormalization", "renorm") in refused  # needs the newer Keras, rightly
+    assert all(name == "keras.layers.BatchNormalization" for name, _ in refused)  # the rest went
+    reloaded = keras.saving.load_model(tmp_path / "renorm.keras")
+    assert reloaded.layers[-1].renorm is True
 
 
 def test_a_saved_classifier_names_keras_built_in_classes_only():

@@ -17,6 +17,7 @@ from typing import Callable
 
 import keras
 
+from models.saving import save_model
 from training.diagnostics.monitor import Diagnostics
 from training.engine.optim import current_learning_rate
 from training.engine.state import EpochProgress, RunState
@@ -167,7 +168,7 @@ class BestModelSaver(keras.callbacks.Callback):
         # Keras's temporary folders go into the run folder, where a kill's leftovers are found.
         with atomic_path(self.best_path, verify=verify_keras_archive) as tmp, \
                 keras_temp_folder(self.best_path.parent):
-            self.model.save(tmp)
+            save_model(self.model, tmp)
 
 
 class ImprovementMonitor(keras.callbacks.Callback):

@@ -1,6 +1,7 @@
 """Writing a Keras model in each export format, with Keras's own exporters.
 
-    keras        ``model.save``: the model as Keras itself stores it (``model.keras``)
+    keras        ``model.save``: the model as Keras itself stores it (``model.keras``), with
+                 ``models.saving.save_model`` so that older Keras versions open it too
     saved_model  ``model.export(format="tf_saved_model")``: a ``serving_default`` signature
     tflite       ``model.export(format="litert")``, which runs the TFLite converter; float16
                  and int8 pass the converter's quantization options through it, int8
@@ -29,6 +30,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from models.saving import save_model
 from training.export.options import ExportFailed, FormatSpec
 
 
@@ -62,7 +64,7 @@ def write_model(model: Any, folder: Path, spec: FormatSpec, quantize: str,
 def _write(model: Any, target: Path, spec: FormatSpec, quantize: str,
            calibration: np.ndarray | None) -> None:
     if spec.name == "keras":
-        model.save(target)
+        save_model(model, target)
     elif spec.name == "saved_model":
         model.export(str(target), format="tf_saved_model", verbose=False)
     elif spec.name == "tflite":

@@ -32,10 +32,10 @@ class FormatSpec:
 
 
 FORMATS: dict[str, FormatSpec] = {spec.name: spec for spec in (
-    # Keras 3.15 writes `input_axes` and `output_axes` into every initializer's config, which
-    # Keras 3.13 and 3.14 refuse (docs/facts.md#keras-file-versions).
-    FormatSpec("keras", "model.keras", "Keras 3 (any backend; keras >= 3.15)",
-               ("keras>=3.15", "tensorflow", "numpy", "pillow")),
+    # models.saving.save_model leaves out the keys Keras 3.13 and 3.14 would refuse
+    # (docs/facts.md#keras-file-versions).
+    FormatSpec("keras", "model.keras", "Keras 3 (any backend; keras >= 3.13.2)",
+               ("keras>=3.13.2", "tensorflow", "numpy", "pillow")),
     FormatSpec("saved_model", "saved_model", "TensorFlow (tf.saved_model.load, TF Serving)",
                ("tensorflow", "numpy", "pillow")),
     FormatSpec("tflite", "model.tflite", "LiteRT / TensorFlow Lite interpreter (ai-edge-litert)",
