@@ -13,7 +13,7 @@ from __future__ import annotations
 import atexit
 import os
 import threading
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -23,7 +23,8 @@ from training.service.client import EngineCallError, EngineHelper
 from training.service.messages import decode_array
 
 __all__ = ["EngineCallError", "start_helper", "shutdown", "backbone_catalog", "device_description",
-           "planned_learning_rates", "augmentation_preview", "export_run"]
+           "planned_learning_rates", "augmentation_preview", "export_run", "evaluate_run",
+           "predict_images", "grad_cam"]
 
 IN_PROCESS = os.environ.get("FINETUNE_STUDIO_IN_PROCESS") == "1"
 
@@ -80,3 +81,32 @@ def export_run(run_dir: str, fmt: str, quantize: str = "none") -> dict[str, Any]
 
         return dataclasses.asdict(api.export_run(run_dir, fmt, quantize=quantize))
     return _export_helper.call("export", run_dir=str(run_dir), format=fmt, quantize=quantize)
+
+
+def evaluate_run(run_dir: str, split: str = "validation", tta: bool = False,
+                 on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Evaluates a run (``training.api.evaluate``) and returns evaluation.json's content with
+    ``folder`` (where it was written). Takes seconds to minutes: it has the export's process.
+    ``on_progress(done, total)`` is called (on this thread) as images are scored."""
+    if IN_PROCESS:
+        return api.evaluate(run_dir, split=split, tta=tta, on_progress=on_progress)
+    return _export_helper.call("evaluate", on_progress=on_progress, run_dir=str(run_dir), split=split, tta=tta)
+
+
+def predict_images(run_dir: str, paths: list[str], top_k: int = 5, tta: bool = False) -> list[dict[str, Any]]:
+    """``training.api.predict``'s result: per image ``path`` and ``top`` (or ``error``)."""
+    if IN_PROCESS:
+        return api.predict(run_dir, paths, top_k=top_k, tta=tta)
+    return _export_helper.call("predict", run_dir=str(run_dir), paths=[str(p) for p in paths],
+                               top_k=top_k, tta=tta)
+
+
+def grad_cam(run_dir: str, path: str, class_name: str | None = None) -> dict[str, Any]:
+    """``training.api.grad_cam``'s result; ``image``, ``heatmap`` and ``overlay`` as arrays."""
+    if IN_PROCESS:
+        return api.grad_cam(run_dir, path, class_name=class_name)
+    result = _export_helper.call("grad_cam", run_dir=str(run_dir), path=str(path), class_name=class_name)
+    for key in ("image", "heatmap", "overlay"):
+        result[key] = decode_array(result[key])
+    result["heatmap"] = result["heatmap"].astype(np.float32) / 255.0
+    return result

@@ -231,6 +231,11 @@ class FinishedRunPanel(QWidget):
         self.val_accuracy = QLabel("-")
         self.val_accuracy.setObjectName("bestValAccuracy")
         self.val_loss = QLabel("-")
+        self.test_accuracy = QLabel("-")
+        self.test_accuracy.setObjectName("testAccuracy")
+        self.test_accuracy.setToolTip("The best model on the held-out test images (Data tab: Test share "
+                                      "or Test folder): never trained on, never used to choose the "
+                                      "epoch, so the honest estimate. The Results tab has the details.")
         self.folder = QLabel("-")
         self.folder.setObjectName("runFolder")
         self.folder.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -256,8 +261,12 @@ class FinishedRunPanel(QWidget):
     def _build_layout(self) -> None:
         form = QFormLayout()
         form.addRow("Best epoch:", self.best_epoch)
-        form.addRow("Validation accuracy:", self.val_accuracy)
+        validation = QLabel("Validation accuracy:")
+        validation.setToolTip("Measured on the validation images, which chose the best epoch: "
+                              "a little optimistic. A test set gives the honest figure.")
+        form.addRow(validation, self.val_accuracy)
         form.addRow("Validation loss:", self.val_loss)
+        form.addRow("Test accuracy (held out):", self.test_accuracy)
         form.addRow("Run folder:", self.folder)
         # Two rows, so an 800 px window still shows every button whole.
         buttons = QHBoxLayout()
@@ -278,7 +287,7 @@ class FinishedRunPanel(QWidget):
         """A run has started: nothing of the previous run's outcome stays."""
         self.run_dir = ""
         self.outcome.setText(what)
-        for label in (self.best_epoch, self.val_accuracy, self.val_loss, self.folder):
+        for label in (self.best_epoch, self.val_accuracy, self.val_loss, self.test_accuracy, self.folder):
             label.setText("-")
         self.open_button.setEnabled(False)
         self.export_button.setEnabled(False)
@@ -293,7 +302,7 @@ class FinishedRunPanel(QWidget):
             self.outcome.setText(f"The run failed: {self.words.plain(event.message)}")
             self.export_button.setEnabled(False)
             self.deploy_button.setEnabled(False)
-            for label in (self.best_epoch, self.val_accuracy, self.val_loss):
+            for label in (self.best_epoch, self.val_accuracy, self.val_loss, self.test_accuracy):
                 label.setText("-")
             return
         reasons = {"completed": "The run completed.", "early_stopping": "Early stopping ended the run.",
@@ -303,8 +312,13 @@ class FinishedRunPanel(QWidget):
                              f"({_duration(event.seconds)})")
         metrics = event.best_metrics or {}
         self.best_epoch.setText(str(event.best_epoch) if event.best_epoch else "none completed")
-        self.val_accuracy.setText(_format(metrics.get("val_accuracy"), percent=True))
+        self.val_accuracy.setText(_format(metrics.get("val_accuracy"), percent=True)
+                                  + " (chose the best epoch)" * bool(metrics.get("val_accuracy") is not None))
         self.val_loss.setText(_format(metrics.get("val_loss")))
+        test = (getattr(event, "evaluation", None) or {}).get("test")
+        self.test_accuracy.setText(
+            f"{_format(test.get('accuracy'), percent=True)} on {test.get('images')} images" if test
+            else "no test set (Data tab: Test share)")
         self.export_button.setEnabled(has_folder and event.best_epoch > 0)
         self.deploy_button.setEnabled(has_folder and event.best_epoch > 0)
 

@@ -32,8 +32,10 @@ from gui.panels.model import ModelPanel
 from gui.panels.optimizer import OptimizerPanel
 from gui.panels.regularization import RegularizationPanel
 from gui.plots import LivePlotsWidget, apply_palette, configure_pyqtgraph
+from gui.predict_panel import PredictPanel, dropped_paths
 from gui.progress import RunProgressWidget
 from gui.qt_fixes import GuiThreadGarbageCollection
+from gui.results import ResultsView
 from gui.runview import (
     FinishedRunPanel,
     HintsPanel,
@@ -177,6 +179,10 @@ class MainWindow(QMainWindow):
         self.output_tabs.addTab(self.hints_panel, "Hints")
         self.output_tabs.addTab(self.log, "Log")
         self.output_tabs.addTab(self.result_panel, "Result")
+        self.results_view = ResultsView(words=self.words)
+        self.output_tabs.addTab(self.results_view, "Results")
+        self.predict_panel = PredictPanel(words=self.words)
+        self.output_tabs.addTab(self.predict_panel, "Predict")
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.plots)
         right.addWidget(self.output_tabs)
@@ -237,6 +243,10 @@ class MainWindow(QMainWindow):
             name: self._action(TOOL_TITLES[name], f"{name}Action",
                                lambda _=False, n=name: self.run_tool(n), [], TOOL_TIPS[name])
             for name in TOOL_TITLES}
+        self.results_action = self._action("Open run results…", "openRunResultsAction",
+                                           self._on_open_run_results_triggered, [],
+                                           "Choose a run folder and see how its best model does: "
+                                           "accuracy, confusion matrix, its worst mistakes")
         self.export_action = self._action("Export run…", "exportRunAction", self._on_export_run_triggered, [],
                                           "Choose a run folder and export its best model for "
                                           "deployment (Keras, SavedModel, TFLite, ONNX), each verified")
@@ -251,8 +261,8 @@ class MainWindow(QMainWindow):
         self.addToolBar(toolbar)
         file_menu = self.menuBar().addMenu("&File")
         for action in (self.open_folder_action, self.load_action, self.save_action,
-                       self.save_as_action, None, self.resume_run_action, self.export_action, None,
-                       self.quit_action):
+                       self.save_as_action, None, self.resume_run_action, self.results_action,
+                       self.export_action, None, self.quit_action):
             file_menu.addSeparator() if action is None else file_menu.addAction(action)
         run_menu = self.menuBar().addMenu("&Run")
         run_menu.addAction(self.start_action)
@@ -502,6 +512,19 @@ class MainWindow(QMainWindow):
             return None
         return open_export_dialog(run_dir, self)
 
+    def _on_open_run_results_triggered(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open run results", str(self.data_panel.runs_dir()))
+        if folder:
+            self.open_run_results(folder)
+
+    def open_run_results(self, run_dir: str | Path) -> bool:
+        """Shows any run's evaluation in the Results tab (and offers its model in Predict)."""
+        shown = self.results_view.show_run(run_dir)
+        if (Path(run_dir) / BEST_MODEL).is_file():
+            self.predict_panel.set_run(run_dir)
+        self.output_tabs.setCurrentWidget(self.results_view)
+        return shown
+
     def _on_resume_run_triggered(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Resume run", str(self.data_panel.runs_dir()))
         if folder:
@@ -549,6 +572,9 @@ class MainWindow(QMainWindow):
         elif isinstance(event, (Finished, Failed)):
             self.result_panel.show_result(event)
             self.output_tabs.setCurrentWidget(self.result_panel)
+            if isinstance(event, Finished) and event.run_dir and event.best_epoch > 0:
+                self.results_view.show_run(event.run_dir)
+                self.predict_panel.set_run(event.run_dir)
 
     def _on_lifecycle_replayed(self, event: Event) -> None:
         self.plots.handle_event(event)
@@ -720,6 +746,8 @@ class MainWindow(QMainWindow):
             if tasks is not None:
                 tasks.shutdown()
         self.tasks.shutdown()
+        self.results_view.shutdown()
+        self.predict_panel.shutdown()
         self.split_preview.shutdown()
         engine_calls.shutdown()
         self.runs.shutdown()
@@ -737,12 +765,25 @@ class MainWindow(QMainWindow):
                 apply_palette(plot)
         super().changeEvent(event)
 
+    def _drop_to_predict(self, event: QDragEnterEvent | QDropEvent) -> bool:
+        """While the Predict tab is shown, dropped images and folders are for it (a config
+        file still loads as settings)."""
+        if self.output_tabs.currentWidget() is not self.predict_panel:
+            return False
+        paths = dropped_paths(event.mimeData())
+        return bool(paths) and not all(p.lower().endswith(".json") for p in paths)
+
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
-        if _dropped_path(event) is not None:
+        if self._drop_to_predict(event) or _dropped_path(event) is not None:
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
-        """A folder (or an image inside a class folder) becomes the data; a .json loads."""
+        """A folder (or an image inside a class folder) becomes the data; a .json loads.
+        While the Predict tab is shown, images and folders go to it instead."""
+        if self._drop_to_predict(event):
+            self.predict_panel.add_paths(dropped_paths(event.mimeData()))
+            event.acceptProposedAction()
+            return
         path = _dropped_path(event)
         if path is None:
             return

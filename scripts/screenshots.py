@@ -5,7 +5,9 @@
 Runs the real app offscreen at 1440x900 on a shapes sample, trains a small model from
 scratch with the real engine (a child process, about a minute on 2 CPU cores), grabs the
 window with each settings tab shown, then the same window at 1024x700 (the smallest size
-every tab and button fits), then runs the learning-rate range test and grabs its plot.
+every tab and button fits), then the Results tab (the run's evaluation: confusion matrix,
+its images, a Grad-CAM overlay) and the Predict tab (a few images classified by the run),
+then runs the learning-rate range test and grabs its plot.
 Re-run it whenever the UI changes.
 """
 
@@ -119,6 +121,8 @@ def main() -> int:
             size = save_small(window.grab().toImage(), out / name)
             print(f"{out / name}: {size // 1024} KB", flush=True)
     window.resize(*SIZE)
+    shoot_results(app, window, out)
+    shoot_predict(app, window, out, data)
     # The learning-rate range test (Tools menu), run by the engine process, and its plot.
     window.output_tabs.setCurrentIndex(outputs["Hints"])
     done.clear()
@@ -144,6 +148,61 @@ def main() -> int:
     print(f"{out / 'dark.png'}: {size // 1024} KB", flush=True)
     window.close()
     return 0
+
+
+def _with_tall_output(window):
+    """The plots' splitter, its sizes, after giving the output tabs most of the height (as a
+    user does by dragging its handle to study the results)."""
+    splitter = window.plots.parentWidget()
+    sizes = splitter.sizes()
+    splitter.setSizes([sum(sizes) - 560, 560])
+    return splitter, sizes
+
+
+def shoot_results(app, window, out: Path) -> None:
+    """The Results tab: the cell with the most mistakes (or the top losses), the first image's
+    Grad-CAM."""
+    view = window.results_view
+    evaluation = view.current()
+    if evaluation is None:
+        print(f"results: nothing to show ({view.summary.text()})", flush=True)
+        return
+    splitter, sizes = _with_tall_output(window)
+    window.output_tabs.setCurrentWidget(view)
+    wait(app, 0.3)
+    mistakes = [(count, row, column) for row, counts in enumerate(evaluation.matrix)
+                for column, count in enumerate(counts) if row != column and count]
+    if mistakes:
+        _, row, column = max(mistakes)
+        view.matrix.setCurrentIndex(view.matrix_model.index(row, column))
+        view.show_cell(row, column)
+    else:
+        view.show_top_losses()
+    shown: list[object] = []
+    view.grad_cam.shown.connect(shown.append)
+    view.gallery.select_row(0)
+    wait(app, 180, lambda: bool(shown))
+    wait(app, 1.0)  # the thumbnails
+    size = save_small(window.grab().toImage(), out / "results.png")
+    print(f"{out / 'results.png'}: {size // 1024} KB (Grad-CAM: {'yes' if shown else 'no'})", flush=True)
+    splitter.setSizes(sizes)
+
+
+def shoot_predict(app, window, out: Path, data: Path) -> None:
+    """The Predict tab with two images of each class classified, the first one explained."""
+    panel = window.predict_panel
+    splitter, sizes = _with_tall_output(window)
+    window.output_tabs.setCurrentWidget(panel)
+    paths = [str(path) for folder in sorted(p for p in data.iterdir() if p.is_dir())
+             for path in sorted(folder.iterdir())[:2]]
+    shown: list[object] = []
+    panel.grad_cam.shown.connect(shown.append)
+    panel.add_paths(paths)
+    wait(app, 180, lambda: bool(shown))
+    wait(app, 1.0)
+    size = save_small(window.grab().toImage(), out / "predict.png")
+    print(f"{out / 'predict.png'}: {size // 1024} KB ({panel.list.count()} images listed)", flush=True)
+    splitter.setSizes(sizes)
 
 
 def dark_palette():

@@ -6,7 +6,9 @@ import threading
 import time
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QWidget
 
 from gui.panels.data import DataPanel
 from tests.helpers import make_tiny_dataset
@@ -190,3 +192,39 @@ def test_a_split_that_cannot_be_planned_is_said_in_the_tabs_words(qtbot, panel, 
     assert "The split cannot be planned: The validation folder" in summary
     assert "missing from the validation folder: star, triangle" in summary
     assert "Validation folder (Data tab)" in summary and "data.validation_dir" not in summary
+
+
+def test_the_planned_split_shows_the_test_images_beside_training_and_validation(qtbot, panel, tmp_path):
+    root = make_tiny_dataset(tmp_path, classes=3, per_class=20, size=32)
+    load_folder(panel, root, validation_split=0.2, test_split=0.25)
+    split = panel.split_summary
+
+    qtbot.waitUntil(lambda: split.isVisible() and "test" in split.text(), timeout=TIMEOUT_MS)
+
+    assert split.text().startswith("Planned: 33 training, 12 validation and 15 test images.")
+    assert "kept out of training and out of choosing the best epoch" in split.text()
+    assert "circle: 11 training, 4 validation, 5 test" in split.toolTip()
+    # The test controls sit in the split's group, next to the validation ones.
+    group = panel.findChild(QWidget, "dataSplitGroup")
+    assert panel.bindings["data.test_split"].widget in group.findChildren(QWidget)
+    assert panel.bindings["data.test_dir"].widget in group.findChildren(QWidget)
+
+    panel.bindings["data.test_split"].widget.setValue(0.0)
+
+    qtbot.waitUntil(lambda: "test" not in split.text(), timeout=TIMEOUT_MS)
+    assert split.text() == "Planned: 48 training and 12 validation images."
+    assert panel.values()["data.test_split"] == 0.0 and panel.values()["data.test_dir"] is None
+
+
+def test_a_test_folder_is_planned_from_the_folder(qtbot, panel, tmp_path):
+    root = make_tiny_dataset(tmp_path, classes=2, per_class=10, size=32)
+    test = make_tiny_dataset(tmp_path, classes=2, per_class=3, size=32, name="test")
+    load_folder(panel, root)
+    qtbot.waitUntil(lambda: panel.split_summary.isVisible(), timeout=TIMEOUT_MS)
+
+    edit = panel.bindings["data.test_dir"].widget
+    qtbot.keyClicks(edit, str(test))
+    qtbot.keyClick(edit, Qt.Key.Key_Return)  # typed and confirmed, as a person does
+
+    qtbot.waitUntil(lambda: "6 test" in panel.split_summary.text(), timeout=TIMEOUT_MS)
+    assert panel.split_summary.text().startswith("Planned: 16 training, 4 validation and 6 test images.")

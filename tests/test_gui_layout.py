@@ -119,3 +119,28 @@ def test_at_800x600_the_window_fits_and_each_plot_gets_the_whole_width(window):
         plots.plot_tabs.setCurrentWidget(plot)
         QApplication.processEvents()
         assert plot.width() >= plots.width() - 10
+
+
+@pytest.mark.parametrize("size", [(800, 600), (1024, 700), (1440, 900)])
+def test_the_results_and_predict_tabs_fit_with_a_run_shown(window, tmp_path, size):
+    """With a run's evaluation in the Results tab (matrix, list, Grad-CAM pane) and a run in
+    the Predict tab, the window still fits; from 1024x700 up nothing in them is cut."""
+    from tests.test_gui_results import write_evaluation
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.keras").write_bytes(b"stand-in")
+    write_evaluation(run, make_tiny_dataset(tmp_path / "shown", classes=3, per_class=4, size=32))
+    assert window.open_run_results(run)
+    window.results_view.show_cell(0, 2)
+    _settle(window, *size)
+    assert (window.width(), window.height()) == size, "the window cannot be made this small"
+    if size[0] < 1024:
+        return
+    problems = []
+    for tab in (window.results_view, window.predict_panel):
+        window.output_tabs.setCurrentWidget(tab)
+        QApplication.processEvents()
+        problems += [f"{window.output_tabs.tabText(window.output_tabs.indexOf(tab))} tab: {p}"
+                     for p in _problems(window)]
+    assert not sorted(set(problems))

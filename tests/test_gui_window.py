@@ -329,6 +329,19 @@ def test_dropping_a_folder_loads_it(qtbot, make_window, tmp_path):
 
 
 # -- runs -------------------------------------------------------------------------------
+def test_the_result_tells_the_validation_figure_that_chose_the_epoch_from_the_held_out_one(qtbot, tmp_path):
+    from gui.runview import FinishedRunPanel
+
+    panel = FinishedRunPanel()
+    qtbot.addWidget(panel)
+    panel.show_result(Finished(run_dir=str(tmp_path), stop_reason="completed", best_epoch=4,
+                               best_metrics={"val_accuracy": 0.95, "val_loss": 0.2},
+                               evaluation={"validation": {"accuracy": 0.95, "images": 20},
+                                           "test": {"accuracy": 0.875, "images": 16}}))
+    assert panel.val_accuracy.text() == "95.0% (chose the best epoch)"
+    assert panel.test_accuracy.text() == "87.5% on 16 images"
+
+
 def test_a_run_fills_plots_progress_hints_and_result(qtbot, make_window, tmp_path):
     window = make_window()
     last = run_to_end(qtbot, window)
@@ -344,7 +357,8 @@ def test_a_run_fills_plots_progress_hints_and_result(qtbot, make_window, tmp_pat
     assert titles == ["Error hint", "Warning hint", "Info hint"]
     assert window.device_label.text() == "Device: CPU: test"
     assert window.result_panel.best_epoch.text() == "3"
-    assert window.result_panel.val_accuracy.text() == "90.0%"
+    assert window.result_panel.val_accuracy.text() == "90.0% (chose the best epoch)"
+    assert window.result_panel.test_accuracy.text() == "no test set (Data tab: Test share)"
     assert window.result_panel.export_button.isEnabled() and window.output_tabs.currentWidget() is window.result_panel
     target = export_model(last.run_dir, tmp_path / "exported.keras")
     assert target.read_bytes() == b"model"

@@ -30,7 +30,7 @@ __all__ = [
     "load_preview_images", "check_setup", "overfit_tiny_subset", "lr_range_test",
     "next_run_dir", "resume_problem", "check_resume", "ResumeCheck", "export_best_model",
     "plan_split", "SplitPlan", "device_description", "PhasePlan", "phase_plan", "check_data",
-    "planned_epochs", "resolve_mode", "export_run",
+    "planned_epochs", "resolve_mode", "export_run", "evaluate", "grad_cam",
 ]
 
 
@@ -84,11 +84,50 @@ def backbone_catalog() -> list[dict[str, Any]]:
     return _catalog()
 
 
-def predict(run_dir: str | Path, paths: list[str | Path], top_k: int = 3) -> list[dict[str, Any]]:
-    """Top-k classes for each image (or each image in each folder) with a trained run."""
+def predict(run_dir: str | Path, paths: list[str | Path], top_k: int = 3,
+            tta: bool = False) -> list[dict[str, Any]]:
+    """Top-k classes for each image (or each image in each folder) with a trained run;
+    ``tta`` averages the probabilities over flipped and cropped views of each image."""
     from training.inference.predict import predict as _predict
 
-    return _predict(run_dir, paths, top_k=top_k)
+    return _predict(run_dir, paths, top_k=top_k, tta=tta)
+
+
+def evaluate(run_dirs: str | Path | list[str | Path], *, data_dir: str | Path | None = None,
+             split: str = "validation", out: str | Path | None = None, tta: bool = False,
+             top_k: int | None = None, ensemble: bool = False, snapshots: bool = False,
+             on_progress=None) -> dict[str, Any]:
+    """Scores a run's best model (or an ensemble of runs, or a run's snapshots) on its
+    validation images (``split="validation"``), its held-out test images (``"test"``) or
+    any folder with the same classes (``data_dir``), and writes evaluation.json,
+    predictions.csv, confusion_matrix.png and report.md into ``out`` (default
+    ``RUN_DIR/evaluation``, ``RUN_DIR/evaluation-test`` or ``RUN_DIR/evaluation-<folder>``).
+    Returns evaluation.json's content with ``folder`` added. ``on_progress(done, total)``
+    is called as images are scored. Imports TensorFlow: call it off a GUI thread.
+
+    Raises:
+        training.evaluation.EvaluationError: unusable input; the message says what to do.
+    """
+    from training.evaluation import evaluate as _evaluate
+
+    return _evaluate(run_dirs, data_dir=data_dir, split=split, out=out, tta=tta, top_k=top_k,
+                     ensemble=ensemble, snapshots=snapshots, on_progress=on_progress)
+
+
+def grad_cam(run_dir: str | Path, image: str | Path, class_name: str | None = None) -> dict[str, Any]:
+    """Grad-CAM (Selvaraju et al. 2017) of one image for ``class_name`` (default: the top
+    class), on the backbone's last convolutional block: a dict with ``image`` (uint8
+    size x size x 3, as the model saw it), ``heatmap`` (float32 size x size, 0-1),
+    ``overlay`` (uint8, the heat map blended on the image), ``class``, ``probability`` and
+    ``top`` (every class with its probability, highest first). Keeps the last models it
+    loaded, so a second image of the same run is quick.
+
+    Raises:
+        training.inference.predict.PredictError: the run folder or the image cannot be used.
+    """
+    from training.inference.gradcam import grad_cam_for_run
+
+    return grad_cam_for_run(run_dir, image, class_name=class_name)
 
 
 def export_run(run_dir: str | Path, fmt: str, *, quantize: str = "none", out: str | Path | None = None,

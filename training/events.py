@@ -42,7 +42,7 @@ class Log(Event):
 
 @dataclass(frozen=True)
 class DataReport(Event):
-    """What was found in the data folder and how it was split."""
+    """What was found in the data folders and how they were split."""
     type: ClassVar[str] = "data_report"
     root: str
     classes: list = field(default_factory=list)
@@ -51,6 +51,10 @@ class DataReport(Event):
     skipped: list = field(default_factory=list)   # [{"path": ..., "reason": ...}]
     ignored: list = field(default_factory=list)   # [{"path": ..., "reason": ...}]
     warnings: list = field(default_factory=list)  # [str]
+    # The held-out test set, never trained on nor used to pick the best epoch: images per
+    # class ({} when there is none), and the test folder when it is one (`data.test_dir`).
+    test_counts: dict = field(default_factory=dict)
+    test_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,8 @@ class Finished(Event):
     best_epoch: int              # 0 when no epoch completed
     best_metrics: dict = field(default_factory=dict)
     seconds: float = 0.0
+    # The best model scored at the end: {"validation": {...}, "test": {...}} (summary.json's).
+    evaluation: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
-"""The window's planned training and validation images, and the check of them.
+"""The window's planned training, validation and test images, and the check of them.
 
 ``SplitPreview``: the engine's own split of the scanned folder (``training.api.plan_split``),
-made off the GUI thread because the split's first use imports scikit-learn (about 0.8 s).
+test set included (``plan.test_counts``, empty when there is none), made off the GUI thread because the split's first use imports scikit-learn (about 0.8 s).
 ``DataCheckRunner``: what training would find wrong with those images
 (``training.api.check_data``: every image decoded, small classes, copies across the split),
 in a background thread with its progress.
@@ -27,7 +27,8 @@ PROGRESS_INTERVAL = 0.1
 
 
 class SplitPreview(QObject):
-    """Plans the split again when the scan or the split's settings change.
+    """Plans the split again when the scan or the split's settings change (validation and
+    test shares and folders, seed).
 
     The batch size does not change the split: ``plan.steps_per_epoch(batch_size)``.
     """
@@ -47,7 +48,8 @@ class SplitPreview(QObject):
 
     def update(self, scan: Any, data: DataConfig | None) -> None:
         """``scan``: the data folder's ``ScanResult``; ``data``: None while the settings are invalid."""
-        settings = None if data is None else (data.validation_split, data.validation_dir, data.seed)
+        settings = None if data is None else (data.validation_split, data.validation_dir, data.test_split,
+                                              data.test_dir, data.seed)
         if scan is self._scan and settings == self._settings:
             return
         self._scan, self._settings = scan, settings

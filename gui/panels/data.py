@@ -1,5 +1,6 @@
-"""The Data panel: folder, validation, image size, batch size; what the scan found, and
-what training would find wrong (checked in the background after each scan)."""
+"""The Data panel: folder, validation and test sets, image size, batch size; the planned
+split, what the scan found, and what training would find wrong (checked in the background
+after each scan)."""
 
 from __future__ import annotations
 
@@ -31,11 +32,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.controllers.split_preview import DataCheckRunner
+from gui.controllers.split_preview import DataCheckRunner, SplitPreview
 from gui.forms import ConfigForm, control, hbox, tooltip
 from gui.tasks import BackgroundTasks
 from gui.words import Words
-from training.api import Config, ConfigError, default_config, scan_folder
+from training.api import Config, ConfigError, SplitPlan, default_config, scan_folder
 from training.config import BUILTIN_SAMPLE, DataConfig, knob_of
 from training.data.check import DataCheck, SmallClass
 from training.data.images import ImageLoadError, load_thumbnail
@@ -145,6 +146,29 @@ def small_class_text(small: SmallClass) -> str:
                        f"{knob_of('data.validation_dir').label}.")
     return text + (f". Add images: about {small.needed} in all give {small.minimum} for validation "
                    f"at this {knob_of('data.validation_split').label}.")
+
+
+def split_text(plan: SplitPlan) -> str:
+    """The planned split in a line: "Planned: 48 training, 12 validation and 15 test images."."""
+    parts = [f"{plan.train_count:,} training", f"{plan.validation_count:,} validation"]
+    if plan.test_counts:
+        parts.append(f"{plan.test_count:,} test")
+    text = f"Planned: {', '.join(parts[:-1])} and {parts[-1]} images."
+    if plan.test_counts:
+        text += " The test images are kept out of training and out of choosing the best epoch."
+    return text
+
+
+def split_tooltip(plan: SplitPlan) -> str:
+    """Images per class in each part of the planned split, one class a line."""
+    lines = []
+    for name in plan.classes:
+        line = (f"{display_path(name)}: {plan.train_counts.get(name, 0)} training, "
+                f"{plan.validation_counts.get(name, 0)} validation")
+        if plan.test_counts:
+            line += f", {plan.test_counts.get(name, 0)} test"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 class FindingsTree(QTreeWidget):
@@ -276,6 +300,9 @@ class DataPanel(ConfigForm):
         self.checker.progressed.connect(self._on_checker_progressed)
         self.checker.finished.connect(self._on_checker_finished)
         self.checker.failed.connect(self._on_checker_failed)
+        # The engine's own split of the scan, planned off the GUI thread.
+        self.split_preview = SplitPreview(self)
+        self.split_preview.planned.connect(self._on_split_preview_planned)
         self._recheck_timer = QTimer(self)
         self._recheck_timer.setSingleShot(True)
         self._recheck_timer.setInterval(RECHECK_DELAY_MS)
@@ -311,18 +338,30 @@ class DataPanel(ConfigForm):
         form.addRow("Runs folder:", self.runs_dir_edit)
 
     def _build_split_group(self) -> None:
-        form = self.group("Validation and batches", "dataSplitGroup")
+        form = self.group("Validation, test and batches", "dataSplitGroup")
         self.row(form, "data.validation_split")
-        self.validation_edit = control("data.validation_dir")
-        browse = QPushButton("Browse…")
-        browse.setObjectName("browseValidationButton")
-        browse.setToolTip(tooltip("data.validation_dir"))
-        browse.clicked.connect(self._on_browse_validation_clicked)
-        # Empty means null; any other text is the path as typed (the config's own value).
-        self.row(form, "data.validation_dir", self.validation_edit, field=hbox(self.validation_edit, browse),
-                 get=lambda: self.validation_edit.text() or None)
+        self.validation_edit = self._folder_row(form, "data.validation_dir", "browseValidationButton",
+                                                self._on_browse_validation_clicked)
+        self.row(form, "data.test_split")
+        self.test_edit = self._folder_row(form, "data.test_dir", "browseTestButton",
+                                          self._on_browse_test_clicked)
+        self.split_summary = QLabel()
+        self.split_summary.setObjectName("splitSummary")
+        self.split_summary.setWordWrap(True)
+        self.split_summary.hide()
+        form.addRow(self.split_summary)
         for key in ("data.image_size", "data.batch_size", "data.class_weight", "data.seed"):
             self.row(form, key)
+
+    def _folder_row(self, form: QFormLayout, key: str, button_name: str, on_browse: Any) -> QLineEdit:
+        edit = control(key)
+        browse = QPushButton("Browse…")
+        browse.setObjectName(button_name)
+        browse.setToolTip(tooltip(key))
+        browse.clicked.connect(on_browse)
+        # Empty means null; any other text is the path as typed (the config's own value).
+        self.row(form, key, edit, field=hbox(edit, browse), get=lambda: edit.text() or None)
+        return edit
 
     def _build_found_group(self) -> None:
         form = self.group("Found in the folder", "dataFoundGroup")
@@ -407,6 +446,12 @@ class DataPanel(ConfigForm):
             self.validation_edit.setText(folder)
             self._on_field_changed()
 
+    def _on_browse_test_clicked(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose the test folder", str(Path.home()))
+        if folder:
+            self.test_edit.setText(folder)
+            self._on_field_changed()
+
     # -- scanning ---------------------------------------------------------------------------
     def after_load(self, config: Config) -> None:
         self.rescan()
@@ -415,13 +460,16 @@ class DataPanel(ConfigForm):
         folder = self.dir_edit.text().strip()
         if self.scan is None or folder != getattr(self, "_scanned_dir", None):
             self.rescan()
-        elif self._check_settings() != self._check_key:
+            return
+        self._update_split()
+        if self._check_settings() != self._check_key:
             self._recheck_timer.start()  # the split or the image size changed
 
     def rescan(self) -> None:
         folder = self.dir_edit.text().strip()
         self._scanned_dir = folder
         self._clear_check()
+        self.split_preview.update(None, None)  # the old folder's split is no longer the plan
         if not folder:
             return
         self.summary.setText(f"Scanning {folder} …")
@@ -442,6 +490,7 @@ class DataPanel(ConfigForm):
             self.problems.clear()
             self._show_skipped_rows(False)
             self._clear_check()
+            self._update_split()
             self.scan_failed.emit(str(error))
 
     def _show_scan(self, scan: Any) -> None:
@@ -464,6 +513,7 @@ class DataPanel(ConfigForm):
         self.thumbnails.clear()
         pairs = sample_paths(scan, THUMBNAILS_PER_CLASS, THUMBNAIL_CLASSES)
         self.tasks.submit("thumbnails", load_thumbnails, pairs, THUMBNAIL_PX)
+        self._update_split()
         self.start_check()
         self.scanned.emit(scan)
 
@@ -508,8 +558,22 @@ class DataPanel(ConfigForm):
         data = self._data_config()
         if data is None:
             return None
-        return (self._scan_number, data.validation_split, (data.validation_dir or "").strip(), data.seed,
-                data.image_size)
+        return (self._scan_number, data.validation_split, (data.validation_dir or "").strip(),
+                data.test_split, (data.test_dir or "").strip(), data.seed, data.image_size)
+
+    # -- the planned split ----------------------------------------------------------------------
+    def _update_split(self) -> None:
+        """Plans the split again (in the background) for the scan and the current settings."""
+        self.split_preview.update(self.scan, self._data_config())
+
+    def _on_split_preview_planned(self, plan: SplitPlan | None) -> None:
+        # No plan: no scan, invalid settings, or data the engine refuses (the check says why).
+        if plan is None:
+            self.split_summary.hide()
+            return
+        self.split_summary.setText(split_text(plan))
+        self.split_summary.setToolTip(split_tooltip(plan))
+        self.split_summary.show()
 
     def _clear_check(self) -> None:
         self._recheck_timer.stop()

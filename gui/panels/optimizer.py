@@ -23,7 +23,7 @@ OPTIMIZER_KEYS = ("optimizer.name", "optimizer.learning_rate", "training.fine_tu
                   "optimizer.clipnorm", "optimizer.clipvalue", "optimizer.ema", "optimizer.ema_momentum")
 SCHEDULE_KEYS = ("schedule.name", "schedule.warmup_epochs", "schedule.step_epochs", "schedule.decay_rate",
                  "schedule.min_learning_rate", "schedule.restart_epochs", "schedule.restart_t_mul",
-                 "schedule.restart_m_mul", "schedule.cycle_epochs", "schedule.one_cycle_warmup_fraction",
+                 "schedule.restart_m_mul", "schedule.save_snapshots", "schedule.cycle_epochs", "schedule.one_cycle_warmup_fraction",
                  "schedule.plateau_patience")
 # Which optimizer parameters each optimizer uses (the others are hidden): training/engine/optim.py
 # passes momentum to SGD only.
@@ -41,6 +41,7 @@ SCHEDULE_PARAMS = {
     "schedule.restart_epochs": ("cosine_restarts",),
     "schedule.restart_t_mul": ("cosine_restarts",),
     "schedule.restart_m_mul": ("cosine_restarts",),
+    "schedule.save_snapshots": ("cosine_restarts",),
     "schedule.cycle_epochs": ("cyclic",),
     "schedule.one_cycle_warmup_fraction": ("one_cycle",),
     "schedule.plateau_patience": ("reduce_on_plateau",),

@@ -92,11 +92,12 @@ def check_config_paths(config: Config) -> None:
         if problem:
             raise UsageError(f"The data folder cannot be used: {problem}. Pass a folder with one "
                              "subfolder per class (--data DIR or data.dir in the config).")
-    validation_dir = config.data.validation_dir
-    if validation_dir and validation_dir != BUILTIN_SAMPLE:
-        problem = path_problem(expanded(validation_dir), want="folder")
-        if problem:
-            raise UsageError(f"The validation folder (data.validation_dir) cannot be used: {problem}.")
+    for key, folder, what in (("data.validation_dir", config.data.validation_dir, "validation"),
+                              ("data.test_dir", config.data.test_dir, "test")):
+        if folder and folder.strip() and folder != BUILTIN_SAMPLE:
+            problem = path_problem(expanded(folder), want="folder")
+            if problem:
+                raise UsageError(f"The {what} folder ({key}) cannot be used: {problem}.")
     weights = config.model.weights
     if weights not in ("imagenet", "none"):
         problem = path_problem(expanded(weights), want="file")

@@ -1,4 +1,4 @@
-"""Command line: ``python main.py train | config | predict | check | overfit | lr-find | export``
+"""Command line: ``python main.py train | config | predict | check | overfit | lr-find | export | evaluate``
 (``gui`` is dispatched by main.py).
 
 Exit codes (README, "Command line"):
@@ -26,6 +26,7 @@ import sys
 import tempfile
 import traceback
 
+from training.cli import evaluate as evaluate_command
 from training.cli import export as export_command
 from training.cli import predict as predict_command
 from training.cli import tools as tool_commands
@@ -75,10 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("images", nargs="+", help="image files or folders")
     predict.add_argument("--top", type=int_at_least(1), default=3,
                          help="how many classes to show (default 3)")
+    predict.add_argument("--tta", action="store_true",
+                         help="test-time augmentation: average over flips and crops (12 views)")
     predict.add_argument("--json", action="store_true", help="print one JSON object a line")
 
     tool_commands.add_parsers(sub)
     export_command.add_parsers(sub)
+    evaluate_command.add_parsers(sub)
     sub.add_parser("gui", help="start the desktop app (default when no command is given)")
     return parser
 
@@ -87,7 +91,7 @@ def main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     commands = {"train": train_command.run, "config": _config, "predict": predict_command.run,
-                "export": export_command.run}
+                "export": export_command.run, "evaluate": evaluate_command.run}
     command = commands.get(args.command) or (tool_commands.run if args.command in tool_commands.COMMANDS else None)
     if command is None:
         parser.print_help()

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from training.inference.predict import PredictError, predict
 
     try:
-        results = predict(args.run_dir, args.images, top_k=args.top)
+        results = predict(args.run_dir, args.images, top_k=args.top, tta=args.tta)
     except PredictError as error:
         print_error(str(error))
         return EXIT_USAGE

@@ -38,6 +38,9 @@ MONITORS = ("val_loss", "val_accuracy")
 CLASS_WEIGHTS = ("none", "balanced")
 TRAINING_MODES = ("auto", "fine_tune", "head_only", "from_scratch")
 
+# The most of each class that validation and test may hold out together; the rest trains.
+MAX_HELD_OUT = 0.9
+
 EPOCHS = 1000.0        # the longest schedule period, in epochs
 MAX_EPOCHS = 10000     # the longest phase
 MAX_RATE = 10.0        # the highest learning rate
@@ -62,12 +65,23 @@ class DataConfig:
         help="image folder, one subfolder per class; `builtin:shapes` is the generated sample",
         advice="Drop a folder on the window or use Open folder (Ctrl+O).")
     validation_split: float = knob(
-        0.2, label="Validation share", minimum=0.0, maximum=0.9, step=0.05,
+        0.2, label="Validation share", minimum=0.0, maximum=MAX_HELD_OUT, step=0.05,
         help="fraction of each class held out for validation (stratified); 0 needs `data.validation_dir`",
         advice="0.2 (20 %) is usual; use 0.1 for large data sets. Ignored when a validation folder is set.")
     validation_dir: str | None = knob(
         None, widget="folder", label="Validation folder", none_text="split the training folder",
         help="a separate validation folder with the same class subfolders; overrides the split")
+    test_split: float = knob(
+        0.0, label="Test share", minimum=0.0, maximum=0.5, maximum_open=True, step=0.05,
+        zero_text="no test set",
+        help="fraction of each class held out as a test set (stratified, taken before the validation "
+             "split); never used for training or for choosing the best epoch",
+        advice="0.1-0.2 gives an honest final score on images the run never learned from nor chose by. "
+               "Both shares are of all the images: 0.2 validation and 0.1 test leave 70 % to train.")
+    test_dir: str | None = knob(
+        None, widget="folder", label="Test folder", none_text="no test folder",
+        help="a separate test folder with the same class subfolders, outside `data.dir`; used as the "
+             "test set instead of `data.test_split`")
     image_size: int | None = knob(
         128, widget="integer", label="Image size", unit="px", minimum=32, maximum=1024, step=16,
         none_text="backbone default", help="images are resized to this square size",
@@ -281,6 +295,12 @@ class ScheduleConfig:
         1.0, label="Restart peak ×", minimum=0.0, minimum_open=True, maximum=1.0, step=0.1,
         help="`cosine_restarts`: each restart peaks at this fraction of the previous peak",
         advice="1 = the same peak.")
+    save_snapshots: bool = knob(
+        False, widget="switch", label="Snapshots", switch_text="save a snapshot at the end of each cycle",
+        help="`cosine_restarts`: save the model at the end of each cycle of the last phase into "
+             "`snapshots/`, for a snapshot ensemble (`python main.py evaluate RUN --snapshots`)",
+        advice="Snapshot ensembles (Huang et al. 2017): each cycle ends in a different minimum; "
+               "averaging them is often better than the last one alone, for free.")
     cycle_epochs: float = knob(
         2.0, label="Cycle", unit="epochs", minimum=0.0, minimum_open=True, maximum=EPOCHS, step=1.0,
         help="`cyclic`: length of one full up-and-down cycle")

@@ -13,7 +13,13 @@ from typing import Any
 
 from training.config.errors import check
 from training.config.knobs import Leaf, compact_number, leaves
-from training.config.schema import BUILTIN_SAMPLE, MAX_EPOCHS, MAX_HEAD_LAYER_WEIGHTS, NO_IMAGENET_WEIGHTS
+from training.config.schema import (
+    BUILTIN_SAMPLE,
+    MAX_EPOCHS,
+    MAX_HEAD_LAYER_WEIGHTS,
+    MAX_HELD_OUT,
+    NO_IMAGENET_WEIGHTS,
+)
 
 # The rules take the root ``training.config.Config`` (typed ``Any``: that module imports this one).
 Config = Any
@@ -79,9 +85,30 @@ def _data_folders(config: Config) -> None:
     check(bool(d.dir.strip()), "data.dir", d.dir, f"a folder path or \"{BUILTIN_SAMPLE}\"")
     _path_text("data.dir", d.dir)
     _path_text("data.validation_dir", d.validation_dir)
-    if d.validation_dir is None or not d.validation_dir.strip():
+    _path_text("data.test_dir", d.test_dir)
+    if _blank(d.validation_dir):
         check(d.validation_split > 0, "data.validation_split", d.validation_split,
               "> 0 when no `data.validation_dir` is given (the best model is chosen on validation data)")
+
+
+def _test_set(config: Config) -> None:
+    d = config.data
+    if not _blank(d.test_dir):
+        check(d.test_split == 0, "data.test_split", d.test_split,
+              "0 when `data.test_dir` is given (the test set is either held out of `data.dir` or a folder "
+              "of its own): set `data.test_split` to 0 or clear `data.test_dir`")
+    elif _blank(d.validation_dir):
+        room = MAX_HELD_OUT - d.validation_split
+        # A tolerance, so that e.g. 0.1 + 0.8 (0.9000000000000001 in binary) passes.
+        check(d.test_split <= room + 1e-9, "data.test_split", d.test_split,
+              f"at most {room:.4g} when `data.validation_split` is {d.validation_split} (together they "
+              f"may hold out at most {MAX_HELD_OUT:.0%} of each class, so that images are left to train on); "
+              "lower `data.test_split` or `data.validation_split`")
+
+
+def _blank(folder: str | None) -> bool:
+    """A blank folder setting ("" in a hand-written config) means none, as null does."""
+    return folder is None or not folder.strip()
 
 
 def _weights(config: Config) -> None:
@@ -138,4 +165,4 @@ def _something_to_train(config: Config) -> None:
 # (the table's range is the widest one, for the window's control), so the message names the
 # range that applies.
 RANGE_RULES = {"schedule.min_learning_rate": _minimum_rate}
-CROSS_RULES = (_data_folders, _weights, _head_size, _optimizer_options, _something_to_train)
+CROSS_RULES = (_data_folders, _test_set, _weights, _head_size, _optimizer_options, _something_to_train)

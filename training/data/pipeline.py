@@ -1,6 +1,8 @@
 """Turning a scan into tf.data pipelines.
 
-``prepare_data`` scans, splits and builds the training and validation datasets.
+``prepare_data`` scans, splits and builds the training and validation datasets. The test
+images (``data.test_split`` or ``data.test_dir``) are listed in the bundle but never enter
+a pipeline: no run trains on them or chooses its best epoch by them (``test_images``).
 The pipeline decodes with ``training.data.images.load_image``, the same decoder prediction
 and the GUI use, and never raises inside tf.data: a file that fails to decode is
 dropped on its own (before batching) and recorded, so the run goes on without it.
@@ -12,6 +14,7 @@ import math
 import os
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -59,8 +62,18 @@ class DataBundle:
     warnings: list[str] = field(default_factory=list)  # scan and split warnings together
     train_files: list[str] = field(default_factory=list)
     validation_files: list[str] = field(default_factory=list)
+    validation_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     train_order: EpochOrder | None = None
     augmenter: Augmenter | None = None
+    # The held-out test set: listed for a later evaluation, never in a pipeline.
+    test_files: list[str] = field(default_factory=list)
+    test_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    test_counts: dict[str, int] = field(default_factory=dict)
+    test_scan: ScanResult | None = None  # the scan of ``data.test_dir``, when one is used
+
+    @property
+    def test_count(self) -> int:
+        return len(self.test_files)
 
     def start_epoch(self, epoch: int) -> None:
         """Fixes the order and the augmentation of the coming epoch (0-based) from the seed,
@@ -71,10 +84,10 @@ class DataBundle:
             self.augmenter.reseed(epoch)
 
     def report(self) -> DataReport:
-        """The ``DataReport`` event for this bundle (scan results of both folders)."""
+        """The ``DataReport`` event for this bundle (scan results of every folder)."""
         from training.events import DataReport
 
-        scans = [s for s in (self.scan, self.validation_scan) if s is not None]
+        scans = [s for s in (self.scan, self.validation_scan, self.test_scan) if s is not None]
         # Paths are for people (printed, shown, written as JSON): a file name that is not
         # UTF-8 shows its odd bytes as escapes rather than breaking every one of those.
         return DataReport(
@@ -85,6 +98,8 @@ class DataBundle:
             skipped=[{"path": display_path(p), "reason": r} for s in scans for p, r in s.skipped],
             ignored=[{"path": display_path(p), "reason": r} for s in scans for p, r in s.ignored],
             warnings=list(self.warnings),
+            test_counts=dict(self.test_counts),
+            test_dir=None if self.test_scan is None else display_path(self.test_scan.root),
         )
 
 
@@ -239,9 +254,11 @@ def describe_failures(paths: list[str]) -> list[tuple[str, str]]:
 
 # -- everything together ----------------------------------------------------------------
 def plan_data(scan: ScanResult, data_cfg: DataConfig, seed: int) -> tuple[SplitPlan, ScanResult | None]:
-    """Which images of ``scan`` a run with ``data_cfg`` trains and validates on.
+    """Which images of ``scan`` a run with ``data_cfg`` trains, validates and tests on.
 
     ``prepare_data`` builds its pipelines from this plan, and the window shows its counts.
+    A test folder (``data.test_dir``) is scanned and checked here; its images are counted
+    in ``plan.test_counts`` and listed by ``test_images``.
 
     Returns:
         The split plan, and the scan of ``data_cfg.validation_dir`` (None when the scan
@@ -249,34 +266,50 @@ def plan_data(scan: ScanResult, data_cfg: DataConfig, seed: int) -> tuple[SplitP
 
     Raises:
         DataError: no validation images (a split of 0 without a validation folder, or
-            every class a single image), or a validation folder that does not match.
+            every class a single image), or a validation or test folder that does not
+            match or overlaps the training folder.
     """
-    # A blank `validation_dir` (e.g. "" in a hand-written config) means none, as null does.
-    validation_dir = data_cfg.validation_dir if (data_cfg.validation_dir or "").strip() else None
-    validation_scan = None
-    if validation_dir is not None:
-        validation_scan = _scan_validation_folder(validation_dir, scan)
-    elif data_cfg.validation_split <= 0:
-        raise DataError(_no_validation_message(scan.root, data_cfg))
-    plan = plan_split(scan.classes, scan.labels, data_cfg.validation_split, seed,
-                      validation_labels=None if validation_scan is None else validation_scan.labels)
-    if plan.validation_count == 0:
-        raise DataError(
-            f"No images are left for validation in {display_path(scan.root)}: every class has a single "
-            "image. Add images (at least 2 per class, better 20 or more), or set `data.validation_dir`.")
+    plan, validation_scan, _ = _plan_with_folders(scan, data_cfg, seed)
     return plan, validation_scan
+
+
+def test_images(scan: ScanResult, plan: SplitPlan, data_cfg: DataConfig) -> tuple[list[str], np.ndarray]:
+    """The test images of a run: held out by ``data.test_split`` or found in ``data.test_dir``.
+
+    No run trains on them or chooses its best epoch by them; they are for an evaluation
+    after training.
+
+    Args:
+        scan: the data folder's scan, as ``plan`` was made from it.
+        plan: ``plan_data(scan, data_cfg, seed)[0]``.
+        data_cfg: the run's data settings.
+
+    Returns:
+        The test files (as str) and their class indices into ``scan.classes``; both empty
+        when the run has no test set.
+
+    Raises:
+        DataError: the test folder is unusable, overlaps the training or validation
+            folder, or does not hold the training folder's classes.
+    """
+    test_dir = _folder_setting(data_cfg.test_dir)
+    test_scan = None if test_dir is None else _scan_test_folder(test_dir, scan, data_cfg)
+    return _test_set(scan, plan, test_scan)
 
 
 def prepare_data(data_cfg: DataConfig, image_size: int, *, augmenter: Augmenter | None = None,
                  seed: int) -> DataBundle:
-    """Scans ``data_cfg.dir`` (and ``data_cfg.validation_dir``), splits and builds the pipelines.
+    """Scans ``data_cfg.dir`` (and the validation and test folders), splits and builds the pipelines.
+
+    The test images are listed in the bundle (``test_files``, ``test_labels``) and go into
+    no pipeline.
 
     Raises:
-        DataError: a folder is unusable, the validation classes do not match, or no
-            image is left for validation.
+        DataError: a folder is unusable, the validation or test classes do not match, or
+            no image is left for validation.
     """
     scan = scan_folder(data_cfg.dir)
-    plan, validation_scan = plan_data(scan, data_cfg, seed)
+    plan, validation_scan, test_scan = _plan_with_folders(scan, data_cfg, seed)
     files, labels = np.asarray(scan.files, dtype=object), np.asarray(scan.labels, dtype=np.int64)
     warnings = list(scan.warnings)
     if validation_scan is not None:
@@ -285,23 +318,96 @@ def prepare_data(data_cfg: DataConfig, image_size: int, *, augmenter: Augmenter 
                       np.asarray(validation_scan.labels, dtype=np.int64))
     else:
         validation = files[plan.validation_index], labels[plan.validation_index]
+    if test_scan is not None:
+        warnings += [f"Test folder: {w}" for w in test_scan.warnings]
     warnings += plan.warnings
-    return _bundle(data_cfg, image_size, augmenter, seed, scan, validation_scan, scan.classes,
-                   (files[plan.train_index], labels[plan.train_index]), validation, warnings)
+    bundle = _bundle(data_cfg, image_size, augmenter, seed, scan, validation_scan, scan.classes,
+                     (files[plan.train_index], labels[plan.train_index]), validation, warnings)
+    bundle.test_files, bundle.test_labels = _test_set(scan, plan, test_scan)
+    bundle.test_counts, bundle.test_scan = dict(plan.test_counts), test_scan
+    return bundle
 
 
-def _scan_validation_folder(folder: str, train: ScanResult) -> ScanResult:
-    """The scan of ``data.validation_dir``, which must hold the training folder's classes."""
-    root = usable_folder(folder, "validation folder (`data.validation_dir`)")
-    validation = scan_classes(root, verify=True)
-    if not validation.classes:
+def _plan_with_folders(scan: ScanResult, data_cfg: DataConfig,
+                       seed: int) -> tuple[SplitPlan, ScanResult | None, ScanResult | None]:
+    """``plan_data``, and the scan of the test folder too."""
+    validation_dir = _folder_setting(data_cfg.validation_dir)
+    validation_scan = test_scan = None
+    if validation_dir is not None:
+        validation_scan = _scan_other_folder(validation_dir, scan, "validation")
+    elif data_cfg.validation_split <= 0:
+        raise DataError(_no_validation_message(scan.root, data_cfg))
+    test_dir = _folder_setting(data_cfg.test_dir)
+    if test_dir is not None:
+        test_scan = _scan_test_folder(test_dir, scan, data_cfg)
+    plan = plan_split(scan.classes, scan.labels, data_cfg.validation_split, seed,
+                      validation_labels=None if validation_scan is None else validation_scan.labels,
+                      test_split=data_cfg.test_split,
+                      test_labels=None if test_scan is None else test_scan.labels)
+    if plan.validation_count == 0:
         raise DataError(
-            f"The validation folder {display_path(root)} (`data.validation_dir`) has no usable images. "
+            f"No images are left for validation in {display_path(scan.root)}: every class has a single "
+            "image. Add images (at least 2 per class, better 20 or more), or set `data.validation_dir`.")
+    return plan, validation_scan, test_scan
+
+
+def _folder_setting(value: str | None) -> str | None:
+    # A blank folder (e.g. "" in a hand-written config) means none, as null does.
+    return value if (value or "").strip() else None
+
+
+def _test_set(scan: ScanResult, plan: SplitPlan, test_scan: ScanResult | None) -> tuple[list[str], np.ndarray]:
+    if test_scan is not None:
+        # Same classes in the same order (checked by the scan), so its labels index scan.classes.
+        return [str(f) for f in test_scan.files], np.asarray(test_scan.labels, dtype=np.int64)
+    labels = np.asarray(scan.labels, dtype=np.int64)
+    return [str(scan.files[i]) for i in plan.test_index], labels[plan.test_index]
+
+
+def _scan_test_folder(folder: str, train: ScanResult, data_cfg: DataConfig) -> ScanResult:
+    """The scan of ``data.test_dir``: the training folder's classes, apart from the images
+    that train or validate."""
+    root = usable_folder(folder, "test folder (`data.test_dir`)")
+    _check_apart(root, Path(train.root), "the training folder (`data.dir`)",
+                 "its images would also be trained on")
+    validation_dir = _folder_setting(data_cfg.validation_dir)
+    if validation_dir is not None:
+        _check_apart(root, usable_folder(validation_dir, "validation folder (`data.validation_dir`)"),
+                     "the validation folder (`data.validation_dir`)",
+                     "the best epoch would be chosen on its images")
+    return _scan_other_folder(str(root), train, "test")
+
+
+def _check_apart(test_root: Path, other: Path, what: str, consequence: str) -> None:
+    test_real, other_real = Path(os.path.realpath(test_root)), Path(os.path.realpath(other))
+    if test_real.is_relative_to(other_real) or other_real.is_relative_to(test_real):
+        relation = ("is" if test_real == other_real else
+                    "is inside" if test_real.is_relative_to(other_real) else "holds")
+        raise DataError(
+            f"The test folder {display_path(test_root)} (`data.test_dir`) {relation} {what} "
+            f"{display_path(other)}: {consequence}, so they would not test the model on new images. "
+            "Keep the test images in a folder of their own, outside the training and validation "
+            "folders, or set `data.test_dir` to null and `data.test_split` > 0 (e.g. 0.1) to hold "
+            "out part of the training folder instead.")
+
+
+# What to do instead of a separate folder, by its role.
+_SPLIT_EXAMPLE = {"validation": "0.2", "test": "0.1"}
+
+
+def _scan_other_folder(folder: str, train: ScanResult, role: str) -> ScanResult:
+    """The scan of ``data.<role>_dir``, which must hold the training folder's classes."""
+    key = f"data.{role}_dir"
+    root = usable_folder(folder, f"{role} folder (`{key}`)")
+    other = scan_classes(root, verify=True)
+    if not other.classes:
+        raise DataError(
+            f"The {role} folder {display_path(root)} (`{key}`) has no usable images. "
             f"It needs the training folder's class subfolders ({', '.join(map(display_path, train.classes))}), "
-            "each with images. Put validation images there, or set `data.validation_dir` to null "
-            "and `data.validation_split` > 0 (e.g. 0.2) to split the training folder instead.")
-    _check_same_classes(train, validation)
-    return validation
+            f"each with images. Put {role} images there, or set `{key}` to null "
+            f"and `data.{role}_split` > 0 (e.g. {_SPLIT_EXAMPLE[role]}) to split the training folder instead.")
+    _check_same_classes(train, other, role)
+    return other
 
 
 def _no_validation_message(root: str, data_cfg: DataConfig) -> str:
@@ -341,24 +447,25 @@ def _bundle(data_cfg, image_size, augmenter, seed, scan, validation_scan, classe
         class_weight=_class_weight(data_cfg.class_weight, train_labels, len(classes)),
         decode_failures=failures, warnings=warnings,
         train_files=[str(f) for f in train_files], validation_files=[str(f) for f in validation_files],
+        validation_labels=np.asarray(validation_labels, dtype=np.int64),
         train_order=order, augmenter=augmenter,
     )
 
 
-def _check_same_classes(train: ScanResult, validation: ScanResult) -> None:
-    if train.classes == validation.classes:
+def _check_same_classes(train: ScanResult, other: ScanResult, role: str = "validation") -> None:
+    if train.classes == other.classes:
         return
-    missing = sorted(map(display_path, set(train.classes) - set(validation.classes)))
-    extra = sorted(map(display_path, set(validation.classes) - set(train.classes)))
+    missing = sorted(map(display_path, set(train.classes) - set(other.classes)))
+    extra = sorted(map(display_path, set(other.classes) - set(train.classes)))
     parts = []
     if missing:
-        parts.append(f"missing from the validation folder: {', '.join(missing)}")
+        parts.append(f"missing from the {role} folder: {', '.join(missing)}")
     if extra:
-        parts.append(f"only in the validation folder: {', '.join(extra)}")
+        parts.append(f"only in the {role} folder: {', '.join(extra)}")
     raise DataError(
-        f"The validation folder {display_path(validation.root)} must have the same class folders "
+        f"The {role} folder {display_path(other.root)} must have the same class folders "
         f"(with images) as the training folder {display_path(train.root)}; {'; '.join(parts)}. "
-        "Add or rename folders so both match, or set `data.validation_dir` to null to split the "
+        f"Add or rename folders so both match, or set `data.{role}_dir` to null to split the "
         "training folder instead.")
 
 

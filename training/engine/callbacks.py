@@ -226,3 +226,40 @@ class EventEmitter(keras.callbacks.Callback):
         self.emit(EpochEnd(epochs=self.state.planned_epochs, is_best=self.progress.is_best, **row))
         for hint in self.diagnostics.observe_epoch(dict(row)):
             self.emit(hint)
+
+
+def cycle_ends(first_period: int, t_mul: float, warmup: int, total: int) -> list[int]:
+    """The steps of a phase at which ``CosineDecayRestarts`` (after ``warmup`` warm-up
+    steps) ends a cycle: warmup + P, warmup + P + P * t_mul, ... up to ``total``."""
+    ends, length, position = [], float(first_period), float(warmup)
+    while position + length <= total + 1e-9 and len(ends) < 10_000:
+        position += length
+        ends.append(int(round(position)))
+        length *= t_mul
+    return ends
+
+
+class SnapshotSaver(keras.callbacks.Callback):
+    """Saves the model into ``folder`` at the end of each epoch in which a cosine-restarts
+    cycle ended (Huang et al. 2017, snapshot ensembles): ``snapshot-epoch-0007.keras``.
+    ``first_epoch`` is the phase's first epoch (0-based), ``ends`` the cycle ends in the
+    phase's steps (``cycle_ends``)."""
+
+    def __init__(self, folder: Path, first_epoch: int, steps_per_epoch: int, ends: list[int],
+                 emit: Callable[[Event], None]):
+        super().__init__()
+        self.folder, self.first_epoch, self.steps_per_epoch = folder, first_epoch, steps_per_epoch
+        self.ends, self.emit = ends, emit
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        done = (epoch - self.first_epoch + 1) * self.steps_per_epoch
+        before = done - self.steps_per_epoch
+        if not any(before < end <= done for end in self.ends):
+            return
+        from training.events import Log
+
+        self.folder.mkdir(exist_ok=True)
+        path = self.folder / f"snapshot-epoch-{epoch + 1:04d}.keras"
+        with atomic_path(path, verify=verify_keras_archive) as tmp, keras_temp_folder(self.folder.parent):
+            save_model(self.model, tmp)
+        self.emit(Log(f"A cosine-restarts cycle ended: snapshot {path.parent.name}/{path.name} saved."))

@@ -1,5 +1,9 @@
 """data_report.json: the images a run used, and every file it skipped (and why) or ignored.
 
+It also records the test set the run held out and never used (``test_counts``, and
+``test_dir`` when the test images are a folder of their own), so that a later evaluation
+can check that it scores the same images.
+
 The scan's report is written before training; files that fail to decode during training
 are added as the epochs find them. A resume writes nothing until its checks passed, so the
 file is then written once it may be (``start_writing``).

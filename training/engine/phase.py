@@ -13,13 +13,13 @@ from models.classifier import freeze_backbone, unfreeze_top_layers
 from training.config import Config
 from training.diagnostics.gradients import GradientProbe
 from training.diagnostics.monitor import Diagnostics
-from training.engine.callbacks import bridge_callbacks
+from training.engine.callbacks import SnapshotSaver, bridge_callbacks, cycle_ends
 from training.engine.checkpoint import ResumableEarlyStopping, ResumableReduceLROnPlateau, ResumeCheckpoint
 from training.engine.optim import build_phase_optimizer
-from training.engine.recipe import PhasePlan
+from training.engine.recipe import PhasePlan, phase_plan
 from training.engine.state import RunState
 from training.events import EventCallback
-from training.rundir import BEST_MODEL
+from training.rundir import BEST_MODEL, SNAPSHOT_DIR
 
 
 def set_trainable(classifier: Any, config: Config, phase: str) -> int:
@@ -97,5 +97,23 @@ def phase_callbacks(config: Config, data: Any, state: RunState, *, emit: EventCa
             factor=config.schedule.decay_rate, patience=config.schedule.plateau_patience,
             min_lr=config.schedule.min_learning_rate, verbose=0)
     callbacks += list(stateful.values())
+    snapshots = snapshot_saver(config, state.phase, data.steps_per_epoch, run_dir, emit)
+    if snapshots is not None:
+        callbacks.append(snapshots)
     callbacks.append(ResumeCheckpoint(run_dir, state, stateful))
     return callbacks
+
+
+def snapshot_saver(config: Config, phase: str, steps_per_epoch: int, run_dir: Path,
+                   emit: EventCallback) -> SnapshotSaver | None:
+    """With ``schedule.save_snapshots`` and ``cosine_restarts``: the saver of the last phase's
+    snapshots (an earlier phase's models, e.g. with a frozen backbone, would weaken the ensemble)."""
+    s = config.schedule
+    plan = phase_plan(config)
+    if not (s.save_snapshots and s.name == "cosine_restarts") or plan[-1].phase != phase:
+        return None
+    first_epoch = sum(p.epochs for p in plan[:-1])
+    total = plan[-1].epochs * steps_per_epoch
+    warmup = min(int(round(s.warmup_epochs * steps_per_epoch)), max(total - 1, 0))
+    ends = cycle_ends(max(1, round(s.restart_epochs * steps_per_epoch)), s.restart_t_mul, warmup, total)
+    return SnapshotSaver(run_dir / SNAPSHOT_DIR, first_epoch, steps_per_epoch, ends, emit)

@@ -209,6 +209,8 @@ class TrainingSession:
         self.device = ""
         self.plan: list[PhasePlan] = phase_plan(config)
         self.diagnostics: Diagnostics | None = None
+        self.classifier = None
+        self.evaluation: dict[str, Any] = {}
 
     @property
     def best_epoch(self) -> int:
@@ -286,7 +288,9 @@ class TrainingSession:
         for hint in self.diagnostics.check_data(report, data.train_files, data.validation_files):
             self.emit(hint)
         self.emit(Log(f"{len(data.classes)} classes, {data.train_count} training and "
-                      f"{data.validation_count} validation images at {self.image_size} px."))
+                      f"{data.validation_count} validation images"
+                      + (f" ({len(data.test_files)} more held out for the test)" if len(data.test_files) else "")
+                      + f" at {self.image_size} px."))
         return data
 
     def _begin_writing(self, history: list[dict[str, Any]]) -> None:
@@ -310,6 +314,7 @@ class TrainingSession:
         return [plan.phase for plan in self.plan]
 
     def train(self, classifier) -> RunResult:
+        self.classifier = classifier
         phases = self.phases()
         if self.resume is not None and self.resume.phase not in phases:
             raise ValueError(f"The checkpoint was taken in the {self.resume.phase} phase, which this "
@@ -393,14 +398,47 @@ class TrainingSession:
             self.emit(Log(f"No model was saved: no epoch ended with a finite "
                           f"{self.config.training.monitor}, so there is no {BEST_MODEL}.",
                           level="error"))
+        if reason != "stopped" and self.writing:
+            self.evaluate_best_model()
         seconds = time.monotonic() - self.started
         summary = self.write_summary(reason) if self.writing else self.summary(reason)
         self.emit(Finished(run_dir=str(self.run_dir), stop_reason=reason,
                            best_epoch=summary["best_epoch"], best_metrics=summary["best_metrics"],
-                           seconds=seconds))
+                           seconds=seconds, evaluation=dict(self.evaluation)))
         return RunResult(run_dir=str(self.run_dir), stop_reason=reason,
                          best_epoch=summary["best_epoch"], best_metrics=summary["best_metrics"],
                          history=list(self.history))
+
+    def evaluate_best_model(self) -> None:
+        """Scores the best model on the validation (and test) images into ``evaluation/``
+        (``training.evaluation``). A failure here costs the evaluation, never the run."""
+        best = self.run_dir / BEST_MODEL
+        if self.classifier is None or self.best_epoch == 0 or not best.is_file():
+            return
+        data = self.data
+        try:
+            from training.evaluation import evaluate_after_training
+
+            parts = {"validation": (data.validation_files, data.validation_labels),
+                     "test": (data.test_files, data.test_labels)}
+            counts = ", ".join(f"{len(files)} {part}" for part, (files, _) in parts.items() if len(files))
+            self.emit(Log(f"Evaluating the best model (epoch {self.best_epoch}) on {counts} images ..."))
+
+            model = self.classifier.model
+            model.load_weights(best)  # the best epoch's weights, as best.keras holds them
+            config = self.config.data
+            self.evaluation = evaluate_after_training(
+                self.run_dir, model, list(data.classes), self.image_size, parts,
+                data={"validation": config.validation_dir or config.dir,
+                      "test": getattr(config, "test_dir", None) or config.dir})
+        except Exception as error:  # noqa: BLE001 - the run and its model are fine without it
+            self.emit(Log(f"The evaluation of the best model failed ({type(error).__name__}: {error}); "
+                          "run `python main.py evaluate` on the run folder to try again.", level="warning"))
+            return
+        for part, figures in self.evaluation.items():
+            self.emit(Log(f"Best model on the {figures['images']} {part} images: accuracy "
+                          f"{figures['accuracy']:.1%}, loss {figures['loss']:.4f} "
+                          f"({figures['folder']}/report.md)."))
 
     def write_summary(self, reason: str, error: str = "") -> dict[str, Any]:
         summary = self.summary(reason, error)
@@ -409,7 +447,9 @@ class TrainingSession:
 
     def summary(self, reason: str, error: str = "") -> dict[str, Any]:
         """summary.json's content (``training.engine.summary``)."""
-        return run_summary(reason, error, run_dir=self.run_dir, config=self.config, state=self.state,
-                           data=self.data, image_size=self.image_size,
-                           timing=(self.started, self.started_at), device=self.device)
+        summary = run_summary(reason, error, run_dir=self.run_dir, config=self.config, state=self.state,
+                              data=self.data, image_size=self.image_size,
+                              timing=(self.started, self.started_at), device=self.device)
+        summary["evaluation"] = dict(self.evaluation)
+        return summary
 

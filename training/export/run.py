@@ -10,7 +10,6 @@ from typing import Any, Callable
 import numpy as np
 
 from training.export.card import build_card, card_markdown
-from training.export.folder import CARD_FILE, check_target, publish, staging_folder
 from training.export.formats import write_model
 from training.export.options import (
     TOLERANCES,
@@ -23,8 +22,11 @@ from training.export.options import (
 from training.export.runtimes import score_one_by_one
 from training.export.source import RunSource, load_calibration_images, load_validation_images, open_run
 from training.export.verify import compare
+from training.publish import Publication, check_target, publish, staging_folder
 from training.rundir.labels import write_labels
 
+CARD_FILE = "model_card.json"
+EXPORT = Publication(what="export", marker=CARD_FILE, error=ExportError)
 VERIFICATION_FILE = "verification.json"
 CARD_MARKDOWN = "model_card.md"
 PREDICT_SCRIPT = "predict.py"
@@ -77,7 +79,7 @@ def export_run(run_dir: str | Path, fmt: str, *, quantize: str = "none", out: st
     progress = on_progress or (lambda _message: None)
     spec = check_choice(fmt, quantize)
     target = _absolute(Path(out) if out is not None else default_out(run_dir, fmt, quantize))
-    check_target(target)
+    check_target(target, EXPORT)
     progress(f"Opening {run_dir}")
     source = open_run(run_dir, data_dir=data_dir)
     images, labels, undecodable = load_validation_images(source)
@@ -90,7 +92,7 @@ def export_run(run_dir: str | Path, fmt: str, *, quantize: str = "none", out: st
         progress("Decoding training images for int8 calibration")
         calibration = load_calibration_images(source)
     result = ExportResult(str(target), fmt, quantize, passed=False)
-    with staging_folder(target) as staging:
+    with staging_folder(target, EXPORT) as staging:
         try:
             progress(f"Writing {spec.model_file}")
             model_path = write_model(source.model, staging, spec, quantize, calibration)
@@ -109,7 +111,7 @@ def export_run(run_dir: str | Path, fmt: str, *, quantize: str = "none", out: st
         progress("Writing the model card and predict.py")
         _write_companions(staging, source, spec, quantize, figures,
                           0 if calibration is None else len(calibration))
-        publish(staging, target)
+        publish(staging, target, EXPORT)
     return ExportResult(str(target), fmt, quantize, passed=True, verification=figures)
 
 

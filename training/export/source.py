@@ -3,10 +3,7 @@
 The model is opened by the project's loader (``training.inference.predict.load_run``: a
 checked archive, safe mode), exactly as ``predict`` opens it. Verification scores the run's
 validation images and int8 calibration uses its training images, so both are found again
-the way the run found them: the config's data folder is scanned and split with the run's
-seed (``training.data.pipeline.plan_data``), and the counts per class must equal the
-counts in the run's data report - otherwise the folder changed since training and the
-figures would be measured on other images.
+the way the run found them (``training.inference.run_images``).
 """
 
 from __future__ import annotations
@@ -18,14 +15,11 @@ from typing import Any
 import numpy as np
 
 from training.config import Config
-from training.data.errors import DataError
 from training.data.images import ImageLoadError, load_image
-from training.data.pipeline import plan_data
-from training.data.scan import scan_folder
 from training.export.options import ExportError
-from training.files import display_path, path_problem
-from training.rundir import RunDirError, lock_holder, read_run_config, read_summary
-from training.rundir.reading import read_data_report
+from training.inference.run_images import RunImagesError, find_run_images
+from training.rundir import RunDirError, read_run_config, read_summary
+from training.rundir.reading import closed_run_problem, read_data_report
 
 # TensorFlow's post-training quantization guide asks for ~100-500 representative samples.
 CALIBRATION_IMAGES = 200
@@ -70,14 +64,10 @@ def open_run(run_dir: str | Path, *, data_dir: str | Path | None = None) -> RunS
     from training.inference.predict import PredictError, load_run
 
     run_dir = Path(run_dir)
-    problem = path_problem(run_dir, want="folder")
+    problem = closed_run_problem(run_dir, "its best model may still change. Export it once the run "
+                                          "has finished.")
     if problem:
-        raise ExportError(f"The run folder cannot be used: {problem}. Pass a folder written by "
-                          "`python main.py train`.")
-    holder = lock_holder(run_dir)
-    if holder is not None:
-        raise ExportError(f"{run_dir} is being written by a run (process {holder or 'unknown'}): its "
-                          "best model may still change. Export it once the run has finished.")
+        raise ExportError(problem)
     try:
         model, classes, image_size = load_run(run_dir)
         config = read_run_config(run_dir, consequence="The run cannot be exported.")
@@ -93,34 +83,14 @@ def open_run(run_dir: str | Path, *, data_dir: str | Path | None = None) -> RunS
 
 
 def _find_images(source: RunSource, report: dict[str, Any] | None) -> None:
-    data = source.config.data
     moved = ("If the images moved, pass their folder with --data; the export is verified on the "
              "run's own validation images.")
     try:
-        scan = scan_folder(data.dir)
-        plan, validation_scan = plan_data(scan, data, seed=data.seed)
-    except DataError as error:
-        raise ExportError(f"The run's images cannot be read again: {error} {moved}") from None
-    if list(scan.classes) != list(source.classes):
-        raise ExportError(f"The classes in {display_path(scan.root)} ({', '.join(scan.classes)}) are not "
-                          f"the model's ({', '.join(source.classes)}). {moved}")
-    if report is not None:
-        for key, counts in (("train_counts", plan.train_counts), ("validation_counts", plan.validation_counts)):
-            recorded = report.get(key)
-            if recorded is not None and dict(recorded) != dict(counts):
-                what = key.split("_")[0]
-                raise ExportError(
-                    f"The images in {display_path(scan.root)} are not the ones the run used: {what} "
-                    f"images per class are now {dict(counts)}, at training {dict(recorded)}. {moved}")
-    files = np.asarray(scan.files, dtype=object)
-    labels = np.asarray(scan.labels, dtype=np.int64)
-    if validation_scan is not None:
-        source.validation_files = [str(f) for f in validation_scan.files]
-        source.validation_labels = np.asarray(validation_scan.labels, dtype=np.int64)
-    else:
-        source.validation_files = [str(f) for f in files[plan.validation_index]]
-        source.validation_labels = labels[plan.validation_index]
-    source.train_files = [str(f) for f in files[plan.train_index]]
+        found = find_run_images(source.config.data, source.classes, report)
+    except RunImagesError as error:
+        raise ExportError(f"{error} {moved}") from None
+    source.validation_files, source.validation_labels = found.validation_files, found.validation_labels
+    source.train_files = found.train_files
 
 
 def load_validation_images(source: RunSource) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -110,8 +110,11 @@ def expand_inputs(items: list[str | Path]) -> list[tuple[Path, str]]:
     return found
 
 
-def predict(run_dir: str | Path, items: list[str | Path], top_k: int = 3) -> list[dict[str, Any]]:
-    """Top-k classes with probabilities for every image; unusable images get an ``error``."""
+def predict(run_dir: str | Path, items: list[str | Path], top_k: int = 3,
+            tta: bool = False) -> list[dict[str, Any]]:
+    """Top-k classes with probabilities for every image; unusable images get an ``error``.
+    ``tta``: the probabilities are averaged over flipped and cropped views
+    (``training.inference.tta``)."""
     model, classes, image_size = load_run(run_dir)
     top_k = max(1, min(top_k, len(classes)))
     results: list[dict[str, Any]] = []
@@ -127,10 +130,10 @@ def predict(run_dir: str | Path, items: list[str | Path], top_k: int = 3) -> lis
         except ImageLoadError as error:
             item["error"] = error.reason if hasattr(error, "reason") else str(error)
         if len(pending) == BATCH:
-            _classify(model, classes, pending, top_k)
+            _classify(model, classes, pending, top_k, tta)
             pending = []
     if pending:
-        _classify(model, classes, pending, top_k)
+        _classify(model, classes, pending, top_k, tta)
     return results
 
 
@@ -233,9 +236,10 @@ def _shown(path: Path) -> str:
     return text if len(text) <= 200 else text[:120] + " ... " + text[-40:]
 
 
-def _classify(model, classes: list[str], pending, top_k: int) -> None:
-    batch = np.stack([image for _, image in pending]).astype("float32")
-    probabilities = np.asarray(model.predict_on_batch(batch))
-    for (item, _), row in zip(pending, probabilities):
+def _classify(model, classes: list[str], pending, top_k: int, tta: bool) -> None:
+    from training.inference.tta import probabilities
+
+    scored = probabilities(model, np.stack([image for _, image in pending]), tta=tta)
+    for (item, _), row in zip(pending, scored):
         order = np.argsort(row)[::-1][:top_k]
         item["top"] = [{"class": classes[i], "probability": float(row[i])} for i in order]

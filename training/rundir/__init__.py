@@ -35,6 +35,7 @@ from training.rundir.layout import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
     DATA_REPORT_FILE,
+    EVALUATION_DIR,
     EVENTS_FILE,
     KERAS_TEMP_DIR,
     LABEL_FILES,
@@ -44,6 +45,7 @@ from training.rundir.layout import (
     PHASES,
     REPLACED_FILES,
     RUN_FILES,
+    SNAPSHOT_DIR,
     STATE_FILE,
     SUMMARY_FILE,
     WEIGHTS_NAME,
@@ -83,7 +85,7 @@ from training.rundir.writing import (
 )
 
 __all__ = [
-    "BEST_MODEL", "CHECKPOINT_DIR", "CONFIG_FILE", "DATA_REPORT_FILE", "EVENTS_FILE",
+    "BEST_MODEL", "CHECKPOINT_DIR", "EVALUATION_DIR", "SNAPSHOT_DIR", "CONFIG_FILE", "DATA_REPORT_FILE", "EVENTS_FILE",
     "KERAS_TEMP_DIR", "LABEL_FILES", "LOCK_FILE", "METRICS_COLUMNS", "METRICS_FILE", "PHASES",
     "REPLACED_FILES", "RUN_FILES", "STATE_FILE", "STATE_KEYS", "SUMMARY_FILE", "WEIGHTS_NAME",
     "ResumeCheck", "ResumePlan", "RunDirError", "RunLock", "RunRecorder",

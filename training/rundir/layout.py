@@ -9,6 +9,9 @@
     best.keras        the best model by the monitored validation metric
     summary.json      best epoch and metrics, why it stopped, time, device, versions
     checkpoint/       state.json and the weights of the last completed epoch (``training.engine.checkpoint``)
+    evaluation/       the best model scored on the validation images (``training.evaluation``);
+                      evaluation-test/ on the held-out test images, evaluation-*/ other evaluations
+    snapshots/        with ``schedule.save_snapshots``: the model at the end of each cosine-restarts cycle
     .lock             exists while a process writes the folder (``training.rundir.lock``)
 """
 
@@ -31,6 +34,8 @@ LABELS_JSON = "labels.json"
 LABELS_TXT = "labels.txt"
 LABEL_FILES = (LABELS_JSON, LABELS_TXT)
 CHECKPOINT_DIR = "checkpoint"
+EVALUATION_DIR = "evaluation"
+SNAPSHOT_DIR = "snapshots"
 STATE_FILE = "state.json"
 LOCK_FILE = ".lock"
 KERAS_TEMP_DIR = ".keras-tmp"

@@ -76,8 +76,10 @@ def read_summary(path: Path) -> dict[str, Any] | None:
 def read_data_report(path: Path) -> dict[str, Any] | None:
     """``data_report.json`` as a dict, or None when the run has none (made before it existed).
 
-    Only the keys readers rely on are checked: ``classes`` (a list of names) and
-    ``train_counts`` / ``validation_counts`` (class name -> whole number of images).
+    Only the keys readers rely on are checked: ``classes`` (a list of names),
+    ``train_counts`` / ``validation_counts`` / ``test_counts`` (class name -> whole number of
+    images) and ``test_dir`` (a path or null). A report from before test sets has no
+    ``test_counts`` or ``test_dir``: it reads as a run without a test set.
 
     Raises:
         RunDirError: unreadable, not a JSON object, or one of those keys damaged.
@@ -101,10 +103,12 @@ def _data_report_problem(report: Any) -> str:
     classes = report.get("classes", [])
     if not (isinstance(classes, list) and all(isinstance(name, str) for name in classes)):
         return "`classes` must be a list of class names"
-    for key in ("train_counts", "validation_counts"):
+    for key in ("train_counts", "validation_counts", "test_counts"):
         counts = report.get(key, {})
         if not (isinstance(counts, dict) and all(_is_int(n) and n >= 0 for n in counts.values())):
             return f"`{key}` must map class names to whole numbers of images"
+    if not isinstance(report.get("test_dir"), (str, type(None))):
+        return "`test_dir` must be the test folder's path or null"
     return ""
 
 
@@ -210,3 +214,18 @@ def read_events(run_dir: str | Path) -> list[dict[str, Any]]:
     """The events of a run as dicts (for tools and tests)."""
     lines = (Path(run_dir) / EVENTS_FILE).read_text(encoding="utf-8").splitlines()
     return [json.loads(line) for line in lines if line.strip()]
+
+
+def closed_run_problem(run_dir: Path, when_busy: str) -> str | None:
+    """Why ``run_dir`` cannot be read as a run that has ended (None when it can): it is not a
+    folder, or a run still writes it (``when_busy`` then says what to do)."""
+    from training.files import path_problem
+    from training.rundir.lock import lock_holder
+
+    problem = path_problem(run_dir, want="folder")
+    if problem:
+        return f"The run folder cannot be used: {problem}. Pass a folder written by `python main.py train`."
+    holder = lock_holder(run_dir)
+    if holder is not None:
+        return f"{run_dir} is being written by a run (process {holder or 'unknown'}): {when_busy}"
+    return None

@@ -30,6 +30,7 @@ from training.service.jobs import run_job
 from training.service.messages import (
     Call,
     Message,
+    Progress,
     ProtocolError,
     Reply,
     ResumeRequest,
@@ -98,7 +99,10 @@ def serve_job(request: TrainRequest | ResumeRequest | ToolRequest, requests: Bin
 
 
 def serve_calls(first: Call, requests: BinaryIO, channel: Channel) -> int:
-    channel.send(handle(first))
+    def progress(done: int, total: int) -> None:
+        channel.send(Progress(done=done, total=total))
+
+    channel.send(handle(first, progress))
     for line in requests:
         if not line.strip():
             continue
@@ -109,7 +113,7 @@ def serve_calls(first: Call, requests: BinaryIO, channel: Channel) -> int:
         except ProtocolError as error:
             channel.send(Reply(error=user_message(PROTOCOL_ERROR, str(error)), error_type=PROTOCOL_ERROR))
             continue
-        channel.send(handle(call))
+        channel.send(handle(call, progress))
     return 0
 
 

@@ -20,12 +20,13 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator
 
 from training.events import Event, Failed, Finished
 from training.service.messages import (
     Call,
     Message,
+    Progress,
     ProtocolError,
     Reply,
     Request,
@@ -173,23 +174,30 @@ class EngineProcess:
         if outcome is None:
             yield self._ended_without_outcome(code, getattr(request, "run_dir", ""))
 
-    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
-        """Asks one question and waits for its answer.
+    def call(self, method: str, params: dict[str, Any] | None = None,
+             on_progress: Callable[[int, int], None] | None = None) -> Any:
+        """Asks one question and waits for its answer; ``Progress`` messages before it go to
+        ``on_progress(done, total)``.
 
         Raises:
             EngineCallError: the engine answered with an error, or the process ended.
         """
         with self._lock:
             self._write(Call(method=method, params=params or {}))
-        line = self._process.stdout.readline()
-        if not line:
-            code = self._process.wait()
-            raise EngineCallError(user_message(ENGINE_CRASHED, f"while computing '{method}'", exit_code=code,
-                                               stderr_tail=self.stderr_tail()))
-        try:
-            reply = decode(line)
-        except ProtocolError as error:
-            raise EngineCallError(user_message(PROTOCOL_ERROR, str(error))) from None
+        while True:
+            line = self._process.stdout.readline()
+            if not line:
+                code = self._process.wait()
+                raise EngineCallError(user_message(ENGINE_CRASHED, f"while computing '{method}'",
+                                                   exit_code=code, stderr_tail=self.stderr_tail()))
+            try:
+                reply = decode(line)
+            except ProtocolError as error:
+                raise EngineCallError(user_message(PROTOCOL_ERROR, str(error))) from None
+            if not isinstance(reply, Progress):
+                break
+            if on_progress is not None:
+                on_progress(reply.done, reply.total)
         if isinstance(reply, Failed):  # the child refused the call before answering any
             raise EngineCallError(reply.message)
         if not isinstance(reply, Reply):
@@ -259,7 +267,7 @@ class EngineHelper:
         with self._lock:
             self._ensure_started()
 
-    def call(self, method: str, **params: Any) -> Any:
+    def call(self, method: str, on_progress: Callable[[int, int], None] | None = None, **params: Any) -> Any:
         """See ``EngineProcess.call``; an ``OSError`` at start is an ``EngineCallError`` too."""
         with self._lock:
             try:
@@ -267,7 +275,7 @@ class EngineHelper:
             except OSError as error:
                 raise EngineCallError(user_message(ENGINE_UNAVAILABLE, str(error))) from None
             try:
-                return engine.call(method, params)
+                return engine.call(method, params, on_progress)
             finally:
                 if engine.poll() is not None and self._engine is engine:
                     self._engine = None

@@ -13,6 +13,8 @@ import sys
 import traceback
 from typing import Any, Callable
 
+import numpy as np
+
 from training import api
 from training.service.client import PROTOCOL_ERROR, user_message
 from training.service.messages import Call, Reply, encode_array
@@ -43,23 +45,51 @@ def _export(params: dict[str, Any]) -> Any:
     return dataclasses.asdict(result)
 
 
+def _evaluate(params: dict[str, Any], progress: Callable[[int, int], None] | None = None) -> Any:
+    """evaluation.json's content (``training.api.evaluate``), ``folder`` added."""
+    return api.evaluate(params["run_dir"], split=params.get("split", "validation"),
+                        tta=bool(params.get("tta", False)), on_progress=progress)
+
+
+def _predict(params: dict[str, Any]) -> Any:
+    return api.predict(params["run_dir"], params["paths"], top_k=int(params.get("top_k", 5)),
+                       tta=bool(params.get("tta", False)))
+
+
+def _grad_cam(params: dict[str, Any]) -> Any:
+    result = api.grad_cam(params["run_dir"], params["path"], class_name=params.get("class_name"))
+    # Images travel as uint8: the heat map as 0-255 (the window only draws it).
+    result["heatmap"] = np.round(np.clip(result["heatmap"], 0.0, 1.0) * 255)
+    for key in ("image", "heatmap", "overlay"):
+        result[key] = encode_array(result[key])
+    return result
+
+
 def _ping(params: dict[str, Any]) -> Any:
     return "pong"
 
 
 METHODS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "catalog": _catalog, "device": _device, "planned_learning_rates": _planned, "preview": _preview,
-    "export": _export, "ping": _ping,
+    "export": _export, "evaluate": _evaluate, "predict": _predict, "grad_cam": _grad_cam,
+    "ping": _ping,
 }
 
 
-def handle(call: Call) -> Reply:
-    """Answers one call; a failure becomes the reply's ``error`` (never raises)."""
+# Methods that take a progress callback as their second argument.
+LONG_METHODS = (_evaluate,)
+
+
+def handle(call: Call, progress: Callable[[int, int], None] | None = None) -> Reply:
+    """Answers one call; a failure becomes the reply's ``error`` (never raises). A long call
+    reports through ``progress(done, total)`` (a ``Progress`` message before its reply)."""
     method = METHODS.get(call.method)
     if method is None:
         return Reply(error=f"`method` must be one of {', '.join(METHODS)}. Received: method={call.method!r}",
                      error_type=PROTOCOL_ERROR)
     try:
+        if method in LONG_METHODS and progress is not None:
+            return Reply(result=method(call.params, progress))
         return Reply(result=method(call.params))
     except Exception as error:  # noqa: BLE001  (sent back to the window, which shows it)
         traceback.print_exc(file=sys.stderr)

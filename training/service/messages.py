@@ -119,6 +119,14 @@ class Reply(Message):
 
 
 @dataclass(frozen=True)
+class Progress(Message):
+    """How far a long call has come, sent before its ``Reply`` (e.g. images scored of all)."""
+    type: ClassVar[str] = "progress"
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
 class ToolResult(Message):
     """A sanity tool's result: its dataclass as a dict, its hints as event dicts."""
     type: ClassVar[str] = "tool_result"
@@ -128,7 +136,7 @@ class ToolResult(Message):
 
 Request = TrainRequest | ResumeRequest | ToolRequest
 MESSAGE_TYPES: dict[str, type[Message]] = {
-    cls.type: cls for cls in (TrainRequest, ResumeRequest, ToolRequest, Stop, Call, Reply, ToolResult)
+    cls.type: cls for cls in (TrainRequest, ResumeRequest, ToolRequest, Stop, Call, Reply, Progress, ToolResult)
 }
 
 
