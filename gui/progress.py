@@ -62,8 +62,11 @@ class RunProgressWidget(QWidget):
         self._say("Ready.")
 
     def _say(self, text: str, tip: str = "") -> None:
-        self.label.setText(text)
-        self.label.setToolTip(tip)
+        # One line: a message of several lines (a failure's instructions) would push the
+        # plots down; all of it is in the tooltip and in the Result tab.
+        lines = text.strip().splitlines()
+        self.label.setText(lines[0] + (" …" if len(lines) > 1 else "") if lines else "")
+        self.label.setToolTip(tip or (text if len(lines) > 1 else ""))
 
     def start(self, total_epochs: int) -> None:
         self.idle_timer.stop()

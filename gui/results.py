@@ -508,12 +508,27 @@ class ResultsView(QWidget):
         self.summary.setToolTip(f"Written {report.get('date', '')} in {display_path(evaluation.folder)}")
         self.matrix_model.set_matrix(evaluation.classes, evaluation.matrix)
         self._fill_per_class(report, evaluation.classes)
+        self._fit_panes()
         self.grad_cam.clear()
         if evaluation.predictions_problem:
             self.gallery.clear(evaluation.predictions_problem)
         else:
             self.show_top_losses()
         self._update_controls()
+
+    def _fit_panes(self) -> None:
+        """The matrix's pane as wide as the whole matrix (up to half the tab), the rest to
+        the gallery and the heat map: the matrix is what a person reads first."""
+        self.matrix.resizeColumnsToContents()
+        self.matrix.resizeRowsToContents()
+        frame = 2 * self.matrix.frameWidth() + self.matrix.verticalScrollBar().sizeHint().width()
+        wanted = self.matrix.verticalHeader().sizeHint().width() + self.matrix.horizontalHeader().length() + frame
+        total = sum(self.body.sizes()) or self.body.width()
+        if total <= 0:
+            return
+        left = max(min(wanted, total // 2), total // 4)
+        rest = total - left
+        self.body.setSizes([left, rest * 2 // 3, rest - rest * 2 // 3])
 
     def _summary_text(self, report: dict[str, Any]) -> str:
         parts = [f"Accuracy {percent(report.get('accuracy'))}"]

@@ -57,6 +57,9 @@ from training.service.messages import ToolResult
 
 APP_NAME = "Finetune Studio"
 SIDEBAR_WIDTH = 450
+# The share of the plots' column that the Results and Predict tabs take while shown (the
+# plots fold away, and come back with any other tab).
+TALL_OUTPUT_SHARE = 1.0
 TAB_TITLES = ("Data", "Model", "Regularization", "Augmentation", "Optimizer")  # one per form
 RUNS_DIR_KEY = "ui/runsDir"
 
@@ -124,6 +127,20 @@ class MainWindow(QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
 
+    # -- the output area ------------------------------------------------------------------
+    def _on_output_tabs_current_changed(self, _: int) -> None:
+        """Results and Predict need room (a matrix, a gallery, a heat map): while one of them
+        is shown the plots fold away and the tabs take their height; any other tab gives it back."""
+        tall = self.output_tabs.currentWidget() in (self.results_view, self.predict_panel)
+        sizes = self.plots_splitter.sizes()
+        total = sum(sizes)
+        if tall and self._plot_sizes is None and total and sizes[1] < TALL_OUTPUT_SHARE * total:
+            self._plot_sizes = sizes
+            self.plots_splitter.setSizes([round(total * (1 - TALL_OUTPUT_SHARE)), round(total * TALL_OUTPUT_SHARE)])
+        elif not tall and self._plot_sizes is not None:
+            self.plots_splitter.setSizes(self._plot_sizes)
+            self._plot_sizes = None
+
     # -- building -------------------------------------------------------------------------
     def _build_panels(self) -> None:
         self.data_panel = DataPanel()
@@ -184,6 +201,10 @@ class MainWindow(QMainWindow):
         self.predict_panel = PredictPanel(words=self.words)
         self.output_tabs.addTab(self.predict_panel, "Predict")
         right = QSplitter(Qt.Orientation.Vertical)
+        right.setObjectName("plotsSplitter")
+        self.plots_splitter = right
+        self._plot_sizes: list[int] | None = None
+        self.output_tabs.currentChanged.connect(self._on_output_tabs_current_changed)
         right.addWidget(self.plots)
         right.addWidget(self.output_tabs)
         right.setSizes([520, 200])

@@ -47,7 +47,15 @@ def _on_window(widget: QWidget, window: MainWindow) -> QRect:
 
 
 def _visible(widget: QWidget, window: MainWindow) -> bool:
-    return widget.isVisibleTo(window) and widget.window() is window
+    """Shown, and not inside a pane folded to nothing (the plots while Results is shown)."""
+    if not (widget.isVisibleTo(window) and widget.window() is window):
+        return False
+    parent = widget.parentWidget()
+    while parent is not None and parent is not window:
+        if parent.width() == 0 or parent.height() == 0:
+            return False
+        parent = parent.parentWidget()
+    return True
 
 
 def _scroll_area(widget: QWidget) -> QScrollArea | None:

@@ -363,3 +363,23 @@ def test_the_real_engine_evaluates_a_tiny_run_and_explains_an_image(qtbot, tmp_p
     result = blocker.args[0]
     assert result["overlay"].dtype == np.uint8 and result["overlay"].shape == (32, 32, 3)
     assert view.grad_cam.image.image is not None
+
+
+def test_the_results_and_predict_tabs_get_room_under_the_plots_and_give_it_back(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from gui.window import TALL_OUTPUT_SHARE, MainWindow
+
+    window = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat), prewarm=False)
+    qtbot.addWidget(window)
+    window.resize(1024, 700)
+    window.show()
+    qtbot.waitExposed(window)
+    before = window.plots_splitter.sizes()
+    window.output_tabs.setCurrentWidget(window.results_view)
+    tall = window.plots_splitter.sizes()
+    assert tall[1] >= TALL_OUTPUT_SHARE * sum(tall) - 2 and tall[1] > before[1]
+    window.output_tabs.setCurrentWidget(window.predict_panel)  # stays tall between the two
+    assert window.plots_splitter.sizes() == tall
+    window.output_tabs.setCurrentWidget(window.log)
+    assert window.plots_splitter.sizes() == before

@@ -394,10 +394,13 @@ def test_stop_ends_the_run_gracefully_and_a_second_start_is_refused(qtbot, make_
 
 
 def test_a_failed_run_shows_the_message_and_the_next_run_starts_cleanly(qtbot, make_window):
-    engine = ScriptedEngine(fail="The data folder vanished. Choose another folder.")
+    engine = ScriptedEngine(fail="The data folder vanished.\nChoose another folder.")
     window = make_window(engine)
     last = run_to_end(qtbot, window)
     assert isinstance(last, Failed)
+    # One line beside the progress bar (several would push the plots down); all of it in the tip.
+    assert window.progress.label.text() == "The data folder vanished. …"
+    assert "Choose another folder." in window.progress.label.toolTip()
     dialog = window.error_dialog
     assert dialog.isVisible() and "vanished" in dialog.text() and "scripted" in dialog.detailedText()
     dialog.close()
