@@ -206,3 +206,21 @@ def test_the_check_imports_no_tensorflow(tmp_path):
                             cwd=Path(__file__).resolve().parents[1])
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_test_image_that_copies_a_training_image_is_found_and_a_broken_test_file_too(tmp_path):
+    root = make_tiny_dataset(tmp_path, classes=2, per_class=8, size=32)
+    test_dir = make_tiny_dataset(tmp_path, classes=2, per_class=3, size=32, seed=5, name="test")
+    scan = api.scan_folder(root)
+    data = DataConfig(dir=str(root), test_dir=str(test_dir))
+    plan = api.plan_split(scan, data)
+    trained = scan.files[plan.train_index[0]]
+    copy = test_dir / Path(trained).parent.name / "copied.png"
+    shutil.copyfile(trained, copy)
+    broken = write_truncated_png(test_dir / "circle" / "broken.png")
+
+    check = api.check_data(scan, data)
+
+    assert [(g.train_file, g.copies) for g in check.duplicate_groups] == [(trained, ((str(copy), "identical"),))]
+    assert check.held_out_role(str(copy)) == "test"
+    assert str(broken) in [path for path, _ in check.broken]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
@@ -228,3 +229,26 @@ def test_a_test_folder_is_planned_from_the_folder(qtbot, panel, tmp_path):
 
     qtbot.waitUntil(lambda: "6 test" in panel.split_summary.text(), timeout=TIMEOUT_MS)
     assert panel.split_summary.text().startswith("Planned: 16 training, 4 validation and 6 test images.")
+
+
+def test_a_test_image_that_copies_a_training_image_is_named_as_a_test_image(qtbot, panel, tmp_path):
+    import shutil
+
+    from training import api
+    from training.config import DataConfig
+
+    root = make_tiny_dataset(tmp_path, classes=2, per_class=10, size=32)
+    test = make_tiny_dataset(tmp_path, classes=2, per_class=3, size=32, seed=5, name="test")
+    scan = api.scan_folder(root)
+    plan = api.plan_split(scan, DataConfig(dir=str(root), test_dir=str(test)))
+    trained = scan.files[plan.train_index[0]]
+    shutil.copyfile(trained, test / Path(trained).parent.name / "copied.png")
+
+    load_folder(panel, root, test_dir=str(test))
+
+    qtbot.waitUntil(lambda: panel.check is not None and "test image" in panel.check_summary.text(),
+                    timeout=TIMEOUT_MS)
+    assert "1 test image is a copy of a training image" in panel.check_summary.text()
+    rows = panel.findings.texts()
+    assert "Same picture in training and test (1)" in rows
+    assert any(row.startswith("test: ") and "copied.png (identical file)" in row for row in rows)

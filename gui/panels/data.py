@@ -619,8 +619,11 @@ class DataPanel(ConfigForm):
             parts.append(f"{count} class{'es have' if count != 1 else ' has'} few validation images")
         groups = check.duplicate_groups
         if groups:
-            copies = sum(len(group.copies) for group in groups)
-            parts.append(f"{copies} validation image{'s are copies of training images' if copies != 1 else ' is a copy of a training image'}")
+            roles = [check.held_out_role(path) for group in groups for path, _ in group.copies]
+            for role in ("validation", "test"):
+                copies = roles.count(role)
+                if copies:
+                    parts.append(f"{copies} {role} image{'s are copies of training images' if copies != 1 else ' is a copy of a training image'}")
         text = f"Checked {check.files:,} images as training reads them: "
         text += "; ".join(parts) + "." if parts else "no problems found."
         if check.plan_problem:
@@ -650,12 +653,14 @@ class DataPanel(ConfigForm):
         if groups:
             rows = []
             for group in groups:
-                children = [(f"validation: {shown_path(path, roots)} ({_copy_kind(kind)})",
-                             f"validation\t{display_path(path)}\t{_copy_kind(kind)}")
+                children = [(f"{check.held_out_role(path)}: {shown_path(path, roots)} ({_copy_kind(kind)})",
+                             f"{check.held_out_role(path)}\t{display_path(path)}\t{_copy_kind(kind)}")
                             for path, kind in group.copies]
                 rows.append((f"training: {shown_path(group.train_file, roots)}",
                              f"training\t{display_path(group.train_file)}", children))
-            self.findings.add_group("Same picture in training and validation", rows)
+            held_out = " and ".join(sorted({check.held_out_role(p) for g in groups for p, _ in g.copies},
+                                           reverse=True))
+            self.findings.add_group(f"Same picture in training and {held_out}", rows)
         self.findings.setVisible(self.findings.topLevelItemCount() > 0)
 
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from training.data.duplicates import DuplicateReport, find_cross_duplicates
 from training.data.errors import CheckStopped, DataError
 from training.data.images import ImageLoadError, load_image
-from training.data.pipeline import plan_data
+from training.data.pipeline import plan_data, test_images
 from training.data.scan import ScanResult
 from training.data.split import SplitPlan
 
@@ -87,6 +87,13 @@ class DataCheck:
     plan_problem: str = ""
     seconds: float = 0.0
     decoded: Decoded = field(default_factory=dict, repr=False)
+    # The held-out test images (``data.test_split`` or ``data.test_dir``): compared with the
+    # training images like the validation images, since a copy would inflate the test score.
+    test_files: frozenset[str] = frozenset()
+
+    def held_out_role(self, path: str) -> str:
+        """"test" or "validation": which held-out set a copy of a training image is in."""
+        return "test" if path in self.test_files else "validation"
 
     @property
     def duplicate_groups(self) -> list[DuplicateGroup]:
@@ -117,7 +124,15 @@ def check_data(scan: ScanResult, data: DataConfig, image_size: int, *, min_valid
         problem = ""
     except DataError as error:
         plan, validation_scan, problem = None, None, str(error)
-    paths = list(scan.files) + (list(validation_scan.files) if validation_scan is not None else [])
+    tests: list[str] = []
+    if plan is not None:
+        try:
+            tests = list(test_images(scan, plan, data)[0])
+        except DataError as error:
+            problem = str(error)
+    in_scan = set(map(str, scan.files))
+    paths = list(scan.files) + (list(validation_scan.files) if validation_scan is not None else []) + [
+        path for path in tests if path not in in_scan]  # a test folder's images are decoded too
     decoded = decode_problems(paths, image_size, known=known, stop=stop,
                               on_progress=None if on_progress is None else partial(on_progress, "decode"))
     broken = [(path, decoded[path][1]) for path in paths if decoded[path][1]]
@@ -132,10 +147,11 @@ def check_data(scan: ScanResult, data: DataConfig, image_size: int, *, min_valid
         validation_files = (list(validation_scan.files) if validation_folder
                             else [scan.files[i] for i in plan.validation_index])
         report = find_cross_duplicates(
-            train_files, validation_files, stop=stop,
+            train_files, validation_files + tests, stop=stop,
             on_progress=None if on_progress is None else partial(on_progress, "duplicates"))
     return DataCheck(files=len(paths), broken=tuple(broken), small_classes=tuple(small), duplicates=report,
-                     plan_problem=problem, seconds=time.monotonic() - started, decoded=decoded)
+                     plan_problem=problem, seconds=time.monotonic() - started, decoded=decoded,
+                     test_files=frozenset(map(str, tests)))
 
 
 def decode_problem(path: str, image_size: int) -> str | None:
