@@ -130,6 +130,7 @@ def measure_run(mode: str, runs_dir: Path, epochs: int) -> dict:
         f"{t - clicked:.1f}: {stall:.0f}" for t, stall in sorted(worst)), flush=True)
     steady = [stall for t, stall in probe.gaps if first_batch and t > first_batch[0] + 1.0]
     return {
+        "epoch_seconds": _epoch_seconds(Path(getattr(done[0], "run_dir", "") or runs_dir)),
         "mode": mode, "seconds": ended - clicked,
         "result": getattr(done[0], "stop_reason", getattr(done[0], "message", "?")),
         "max_stall_ms": max(stalls), "p99_stall_ms": _percentile(stalls, 99),
@@ -137,6 +138,29 @@ def measure_run(mode: str, runs_dir: Path, epochs: int) -> dict:
         "max_steady_stall_ms": max(steady) if steady else float("nan"),
         "first_batch_after_s": (first_batch[0] - clicked) if first_batch else float("nan"),
     }
+
+
+def _epoch_seconds(run_dir: Path) -> list[float]:
+    metrics = run_dir / "metrics.csv"
+    if not metrics.is_file():
+        return []
+    lines = metrics.read_text().splitlines()
+    column = lines[0].split(",").index("seconds")
+    return [float(line.split(",")[column]) for line in lines[1:]]
+
+
+def headless_epoch_seconds(epochs: int = 1) -> list[float]:
+    """The GUI's run, headless (``main.py train``), for the GUI-attached ratio."""
+    sets = {"data.dir": "builtin:shapes", "model.backbone": "MobileNetV2", "model.weights": "none",
+            "data.image_size": 96, "data.batch_size": 32, "training.head_epochs": epochs,
+            "training.fine_tune_epochs": epochs, "training.fine_tune_layers": "all",
+            "model.batch_norm_momentum": 0.9}
+    with tempfile.TemporaryDirectory() as tmp:
+        args = [sys.executable, "main.py", "train", "--out", str(Path(tmp) / "run"), "--quiet"]
+        for key, value in sets.items():
+            args += ["--set", f"{key}={json.dumps(value)}"]
+        subprocess.run(args, cwd=ROOT, capture_output=True, timeout=600)
+        return _epoch_seconds(Path(tmp) / "run")
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -199,6 +223,9 @@ def main() -> int:
     print(f"time to window (launch -> shown, no TensorFlow): "
           f"median {sorted(launches)[len(launches) // 2]:.2f} s, max {max(launches):.2f} s "
           f"over {len(launches)} launches (target <= 2 s)", flush=True)
+    print("RESULT " + json.dumps({"benchmark": "time_to_window", "median_seconds":
+                                  sorted(launches)[len(launches) // 2], "max_seconds": max(launches)}),
+          flush=True)
     # Each measurement in a fresh process (so "thread" really imports TensorFlow in the
     # GUI's process, and nothing carries over); idle runs interleaved as the noise floor.
     modes = ["idle", "process", "thread"] * (1 if args.quick else 2)
@@ -219,10 +246,22 @@ def main() -> int:
                 print(_row(results[-1]), flush=True)
         if not any(line.startswith("RESULT ") for line in lines):
             print(f"{mode}: no result (crashed or timed out)", flush=True)
+    gui_rows = [r for r in results if r["mode"] == "process" and r.get("epoch_seconds")]
+    if gui_rows:
+        headless = [sum(headless_epoch_seconds()) for _ in gui_rows]
+        attached = [sum(r["epoch_seconds"]) for r in gui_rows]
+        ratio = sorted(headless)[len(headless) // 2] / sorted(attached)[len(attached) // 2]
+        print(f"epoch seconds, headless {headless} vs in the window with live plots {attached}: "
+              f"ratio {ratio:.2f} (target >= 0.95)", flush=True)
+        print("RESULT " + json.dumps({"benchmark": "gui_attached", "headless_seconds": headless,
+                                      "window_seconds": attached, "ratio": ratio}), flush=True)
     for mode in ("idle", "process", "thread"):
         rows = [r for r in results if r["mode"] == mode]
         if rows:
             verdict = "meets" if all(r["max_stall_ms"] <= STALL_TARGET_MS for r in rows) else "misses"
+            print("RESULT " + json.dumps({"benchmark": "gui_stalls", "mode": mode,
+                                          "max_stall_ms": max(r["max_stall_ms"] for r in rows),
+                                          "p99_stall_ms": max(r["p99_stall_ms"] for r in rows)}), flush=True)
             print(f"{mode}: max stall {max(r['max_stall_ms'] for r in rows):.0f} ms, "
                   f"max after training settled {max(r['max_steady_stall_ms'] for r in rows):.0f} ms "
                   f"-> {verdict} the {STALL_TARGET_MS:.0f} ms target")

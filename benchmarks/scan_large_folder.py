@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import tempfile
 import time
 import tracemalloc
@@ -48,8 +49,11 @@ def measure(root: Path, verify: bool) -> tuple[float, float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--files", type=int, default=100_000)
+    parser.add_argument("--quick", action="store_true", help="10,000 files")
     parser.add_argument("--classes", type=int, default=10)
     args = parser.parse_args()
+    if args.quick:
+        args.files = 10_000
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         started = time.perf_counter()
@@ -60,6 +64,8 @@ def main() -> None:
             print(f"scan verify={verify!s:5}: {seconds:6.2f} s, {found} images "
                   f"({found / seconds:,.0f} files/s), peak Python memory {peak_mb:.0f} MB "
                   f"({peak_mb * 1e6 / found:.0f} bytes per file)")
+            print("RESULT " + json.dumps({"benchmark": "scan", "files": found, "verify": verify,
+                                          "seconds": seconds, "peak_mb": peak_mb}), flush=True)
 
 
 if __name__ == "__main__":

@@ -170,6 +170,9 @@ class ModelPanel(ConfigForm):
         self.all_layers.toggled.connect(self._on_field_changed)
         self.row(form, "training.fine_tune_layers", self.layers, field=hbox(self.layers, self.all_layers),
                  get=self._layers_value, set_=self._set_layers)
+        self.feature_cache = self.row(form, "training.feature_cache")
+        self.row(form, "training.mixed_precision")
+        self.row(form, "training.jit_compile")
         self.row(form, "training.seed")
         self._stages_form = form
 
@@ -270,6 +273,7 @@ class ModelPanel(ConfigForm):
         mode = mode_for(self.mode.currentData(), self._weights_value())
         scratch, head_only = mode == "from_scratch", mode == "head_only"
         self.head_epochs.setEnabled(not scratch)
+        self.feature_cache.setEnabled(not scratch)  # it only ever speeds up a head phase
         self.fine_tune_epochs.setEnabled(not head_only)
         self.layers.setEnabled(not scratch and not head_only)
         self.all_layers.setEnabled(not scratch and not head_only)

@@ -37,6 +37,9 @@ INITIALIZERS = ("he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "l
 MONITORS = ("val_loss", "val_accuracy")
 CLASS_WEIGHTS = ("none", "balanced")
 TRAINING_MODES = ("auto", "fine_tune", "head_only", "from_scratch")
+FEATURE_CACHE_MODES = ("auto", "off")
+# Mixed precision and XLA: `auto` decides from the device (training.engine.precision).
+DEVICE_SWITCHES = ("auto", "on", "off")
 
 # The most of each class that validation and test may hold out together; the rest trains.
 MAX_HELD_OUT = 0.9
@@ -361,6 +364,13 @@ class TrainingConfig:
              "no head phase",
         advice="Auto follows the usual recipe: a tenth protects the pretrained features the head has just "
                "learned to read; with nothing to protect, a tenth would only train ten times slower.")
+    feature_cache: str = knob(
+        "auto", widget="choice", label="Feature cache", choices=FEATURE_CACHE_MODES,
+        choice_labels={"auto": "Automatic (when it is faster)", "off": "off (run the backbone every epoch)"},
+        help="`auto`: the head phase computes the frozen backbone's features once and trains the head on "
+             "them (the same result, many times faster; with augmentation on, 3 augmented copies when the "
+             "head phase has more epochs than that); `off`: the backbone runs on every image every epoch",
+        advice="Leave it on auto: the run's log says whether the cache was used and why.")
     monitor: str = knob(
         "val_loss", widget="choice", label="Monitor", choices=MONITORS,
         help="metric that picks the best model and drives early stopping",
@@ -368,3 +378,16 @@ class TrainingConfig:
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     seed: int = _seed(1337, "seed of weight initialization, augmentation and dropout", "Seed",
                       "The same seed repeats a run.")
+    mixed_precision: str = knob(
+        "auto", widget="choice", label="Mixed precision", choices=DEVICE_SWITCHES,
+        choice_labels={"auto": "Automatic (on for a recent GPU)", "on": "on (float16)", "off": "off (float32)"},
+        help="compute in float16 with float32 weights (Keras `mixed_float16`); `auto`: on for a GPU of "
+             "compute capability 7.0 or more, off on a CPU and older GPUs",
+        advice="On a recent NVIDIA GPU it is much faster and halves the activations' memory. On a CPU it "
+               "runs, but much slower (the run warns).")
+    jit_compile: str = knob(
+        "auto", widget="choice", label="XLA compilation", choices=DEVICE_SWITCHES,
+        choice_labels={"auto": "Automatic (on for a GPU)", "on": "on", "off": "off"},
+        help="compile each training step with XLA (`jit_compile`); `auto`: on for a GPU, off on a CPU",
+        advice="Usually faster on a GPU after a slower first step; on a CPU it made training about 7x "
+               "slower (the run warns).")

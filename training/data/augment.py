@@ -6,6 +6,14 @@
 are called with ``training=True``), every layer has its own seed derived from the run's
 seed, and outputs are clipped to [0, 255].
 
+Called with a ``key`` (the epoch and the batch's index in it, as the training pipeline
+does), the augmentation of a batch is a pure function of (run seed, key, images): every
+random draw of every layer takes a stateless seed folded from them, and no seed-generator
+state changes. The pipeline can then augment several batches at once
+(``num_parallel_calls``) and still give exactly what a sequential map gives, and a resumed
+run repeats an uninterrupted one. Called without a key (previews, a plain ``map``), the
+layers draw from their seed generators in call order, as Keras layers always do.
+
 What each strength means (0 always means off):
 
 =================  ==========================================================================
@@ -35,6 +43,10 @@ Geometric layers fill uncovered pixels by reflection (no black corners).
 from __future__ import annotations
 
 import dataclasses
+import functools
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Callable
 
 import numpy as np
@@ -84,12 +96,20 @@ class _Augmenter:
     MixUp and CutMix, when both are on, are applied one after the other.
     """
 
+    # The training pipeline may call it with a key and map it in parallel (see the module doc).
+    stateless = True
+
     def __init__(self, image_layers: list, mixing_layers: list):
         self.image_layers = image_layers
         self.mixing_layers = mixing_layers
+        self._draws = _Draws()
+        for layer in image_layers + mixing_layers:
+            _key_seed_generators(getattr(layer, "layer", layer), self._draws)
 
     def reseed(self, epoch: int) -> None:
-        """Restarts every layer's random stream at a point given by its seed and ``epoch``."""
+        """Restarts every layer's random stream at a point given by its seed and ``epoch``.
+
+        Only calls without a key draw from these streams."""
         for layer in self.image_layers + self.mixing_layers:
             inner = getattr(layer, "layer", layer)  # _InUnitRange wraps a Keras layer
             for variable in inner.variables:
@@ -97,15 +117,96 @@ class _Augmenter:
                     seed = int(variable.numpy()[0])
                     variable.assign(np.array([seed, (epoch << 20) & 0xFFFFFFFF], dtype=variable.dtype))
 
-    def __call__(self, images, labels):
+    def __call__(self, images, labels, key=None):
+        """Augments one batch.
+
+        Args:
+            images: float32 (B, H, W, 3) in 0-255.
+            labels: one-hot float32 (B, C).
+            key: optional (epoch, batch index) integers or integer tensors. With it, the
+                result depends on (seed, key, images) alone; without it, on the call order.
+        """
         from keras import ops
 
-        for layer in self.image_layers:
-            images = layer(images, training=True)
-        for layer in self.mixing_layers:
-            mixed = layer({"images": images, "labels": labels}, training=True)
-            images, labels = mixed["images"], mixed["labels"]
+        with self._draws.keyed(key):
+            for layer in self.image_layers:
+                images = layer(images, training=True)
+            for layer in self.mixing_layers:
+                mixed = layer({"images": images, "labels": labels}, training=True)
+                images, labels = mixed["images"], mixed["labels"]
         return ops.clip(images, 0.0, 255.0), labels
+
+
+class _Draws:
+    """The key of the batch being augmented (or None) and how many seeds it has drawn.
+
+    Under ``tf.data`` a call runs once, to trace the map function: the draw numbers are
+    then constants of the graph, and the key a tensor that varies per batch.
+    """
+
+    def __init__(self):
+        self.key = None
+        self.count = 0
+        self._lock = threading.Lock()  # one call at a time: the key belongs to that call
+
+    @contextmanager
+    def keyed(self, key) -> Iterator[None]:
+        with self._lock:
+            self.key, self.count = key, 0
+            try:
+                yield
+            finally:
+                self.key, self.count = None, 0
+
+    def next_seed(self, layer_seed: int):
+        """A stateless seed (2 integers) from the layer's seed, the draw number and the key."""
+        import tensorflow as tf
+
+        number, self.count = self.count, self.count + 1
+        epoch, batch = self.key
+        seed = tf.constant([layer_seed, number], dtype=tf.int64)
+        seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(epoch, tf.int64))
+        return tf.random.experimental.stateless_fold_in(seed, tf.cast(batch, tf.int64))
+
+
+def _key_seed_generators(layer, draws: _Draws) -> None:
+    """Makes every seed generator of ``layer`` (and of its sub-layers, e.g. RandAugment's)
+    draw stateless seeds while ``draws`` holds a key."""
+    from keras.random import SeedGenerator
+
+    keyed = _keyed_seed_generator_class()
+    for inner in [layer, *layer._flatten_layers(include_self=False)]:
+        for name, value in list(vars(inner).items()):
+            if isinstance(value, SeedGenerator) and not isinstance(value, keyed):
+                # Not setattr: Keras would track the replacement as new layer state.
+                object.__setattr__(inner, name, keyed(value, draws))
+
+
+@functools.cache
+def _keyed_seed_generator_class() -> type:
+    from keras.random import SeedGenerator
+
+    class KeyedSeedGenerator(SeedGenerator):
+        """Draws stateless seeds while its augmenter has a key.
+
+        It shares the state variable of the generator it replaces, so without a key it
+        draws exactly what that generator would (and ``reseed`` still restarts it).
+        """
+
+        def __init__(self, original: SeedGenerator, draws: _Draws):  # no super(): shares the state
+            self.name = original.name
+            self.backend = original.backend
+            self._initial_seed = original._initial_seed
+            self.state = original.state
+            self._layer_seed = int(np.asarray(original.state.numpy())[0])
+            self._draws = draws
+
+        def next(self, ordered=True):
+            if self._draws.key is None:
+                return super().next(ordered=ordered)
+            return self._draws.next_seed(self._layer_seed)
+
+    return KeyedSeedGenerator
 
 
 class _InUnitRange:

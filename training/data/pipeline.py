@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 CACHE_LIMIT_BYTES = 1_500_000_000
 
 Augmenter = Callable[[Any, Any], tuple[Any, Any]]
+# Images decoded (or read from the cache) per Python call.
+_DECODE_CHUNK = 16
 
 
 @dataclass
@@ -138,11 +140,16 @@ class EpochOrder:
             self.epoch = epoch
 
     def indices(self) -> np.ndarray:
+        return self.next_pass()[0]
+
+    def next_pass(self) -> tuple[np.ndarray, np.int64]:
+        """The order of the coming pass, and its epoch (which also keys its augmentation)."""
         with self._lock:
             epoch, self.epoch = self.epoch, self.epoch + 1
         if not self.shuffle:
-            return np.arange(self.count, dtype=np.int64)
-        return np.random.default_rng([self.seed, epoch]).permutation(self.count).astype(np.int64)
+            return np.arange(self.count, dtype=np.int64), np.int64(epoch)
+        order = np.random.default_rng([self.seed, epoch]).permutation(self.count).astype(np.int64)
+        return order, np.int64(epoch)
 
 
 class _ImageCache:
@@ -169,13 +176,19 @@ class _ImageCache:
 def make_dataset(files, labels, num_classes: int, image_size: int, batch_size: int, *,
                  shuffle: bool, seed: int, augmenter: Augmenter | None = None, cache: bool = True,
                  failures: list | None = None, order: EpochOrder | None = None,
-                 cache_bytes: int | None = None) -> tf.data.Dataset:
+                 cache_bytes: int | None = None, parallel_augmentation: bool = True) -> tf.data.Dataset:
     """A batched dataset of (float32 images in 0-255, one-hot float32 labels).
 
     Files that fail to decode are dropped one by one before batching, and their paths
     appended to ``failures`` (if given). Decoded uint8 images are cached in memory when
-    ``cache``, up to ``cache_bytes`` (default ``CACHE_LIMIT_BYTES``). The order of each pass comes from ``order``
-    (made here when not given): a full permutation per epoch when ``shuffle``.
+    ``cache``, up to ``cache_bytes`` (default ``CACHE_LIMIT_BYTES``); beyond it they are
+    decoded again every pass. The order of each pass comes from ``order`` (made here when
+    not given): a full permutation per epoch when ``shuffle``.
+
+    An augmenter that is ``stateless`` (``training.data.augment.build_augmenter``'s) is
+    called with the key (epoch, batch index) and mapped in parallel: its output is the
+    same as a sequential map's (``parallel_augmentation=False``), batch for batch. Any
+    other augmenter is mapped sequentially, so its random draws keep a fixed order.
     """
     import tensorflow as tf
 
@@ -185,35 +198,60 @@ def make_dataset(files, labels, num_classes: int, image_size: int, batch_size: i
         raise ValueError(f"`files` and `labels` must have the same length. "
                          f"Received: {len(paths)} files and {len(labels)} labels")
     order = order or EpochOrder(len(paths), seed, shuffle)
-    indices = tf.data.Dataset.from_tensors(0).flat_map(
-        lambda _: tf.data.Dataset.from_tensor_slices(
-            tf.numpy_function(order.indices, [], tf.int64, stateful=True)))
+
+    def one_pass(_):
+        indices, epoch = tf.numpy_function(order.next_pass, [], [tf.int64, tf.int64], stateful=True)
+        epoch.set_shape(())
+        return tf.data.Dataset.from_tensor_slices(indices).map(lambda index: (index, epoch))
+
     decode = _decode_function(paths, labels, image_size, _FailureRecorder(failures),
                               _ImageCache((CACHE_LIMIT_BYTES if cache_bytes is None else cache_bytes)
                                           if cache else 0))
-    dataset = indices.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    dataset = dataset.filter(lambda image, label, ok: ok)
-    dataset = dataset.batch(batch_size, drop_remainder=False)
-    dataset = dataset.map(lambda images, labels_, ok: (tf.cast(images, tf.float32),
-                                                       tf.one_hot(labels_, num_classes, dtype=tf.float32)),
+    dataset = tf.data.Dataset.from_tensors(0).flat_map(one_pass)
+    # Images are read in chunks, one Python call each: the per-call cost (the GIL, the
+    # tensor conversions) dominated reading a cached 64 px image one by one.
+    dataset = dataset.batch(_DECODE_CHUNK)
+    dataset = dataset.map(lambda indices, epochs: (*decode(indices), epochs),
                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if augmenter is not None:
-        # Sequential: the layers' seed generators then draw in a fixed order, so a seed
-        # repeats a run. Measured on 2 cores at 128 px (flip, rotation, zoom, translation):
-        # 185 images/s sequential, 386 parallel; but during training both cores are busy
-        # with the model anyway.
-        dataset = dataset.map(augmenter)
+    dataset = dataset.unbatch().filter(lambda image, label, ok, epoch: ok)
+    dataset = dataset.batch(batch_size, drop_remainder=False)
+    # The batch's index in its pass; with the epoch, it keys the batch's augmentation.
+    dataset = dataset.enumerate()
+    dataset = dataset.map(lambda step, batch: (tf.cast(batch[0], tf.float32),
+                                               tf.one_hot(batch[1], num_classes, dtype=tf.float32),
+                                               (batch[3][0], step)),
+                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = _augment(dataset, augmenter, parallel_augmentation)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _augment(dataset: tf.data.Dataset, augmenter: Augmenter | None, parallel: bool) -> tf.data.Dataset:
+    """(images, labels, key) batches -> augmented (images, labels) batches.
+
+    A stateless augmenter gives the same batch for the same (seed, key) whatever the map's
+    parallelism, so a seed repeats a run and a resumed run its uninterrupted twin. Measured
+    on 2 cores at 128 px with the default augmentation: see docs/facts.md#input-pipeline.
+    """
+    import tensorflow as tf
+
+    if augmenter is None:
+        return dataset.map(lambda images, labels, key: (images, labels))
+    if not getattr(augmenter, "stateless", False):
+        # Sequential: the layers' seed generators then draw in a fixed order.
+        return dataset.map(lambda images, labels, key: augmenter(images, labels))
+    return dataset.map(lambda images, labels, key: augmenter(images, labels, key=key),
+                       num_parallel_calls=tf.data.AUTOTUNE if parallel else None,
+                       deterministic=True if parallel else None)
 
 
 def _decode_function(paths: list[bytes], labels: np.ndarray, image_size: int,
                      recorder: _FailureRecorder, cache: _ImageCache):
+    """A tf.data function: a chunk of indices -> (uint8 images, labels, decoded?) of the chunk."""
     import tensorflow as tf
 
     blank = np.zeros((image_size, image_size, 3), dtype=np.uint8)
 
-    def load(index: np.int64) -> tuple[np.ndarray, np.int32, bool]:
-        index = int(index)
+    def load_one(index: int) -> np.ndarray | None:
         cached, image = cache.get(index)
         if not cached:
             image = None
@@ -224,17 +262,21 @@ def _decode_function(paths: list[bytes], labels: np.ndarray, image_size: int,
             except Exception:  # noqa: BLE001 - nothing may escape into tf.data: it would end the epoch
                 recorder.add(os.fsdecode(paths[index]))
             cache.put(index, image)
-        if image is None:
-            return blank, labels[index], np.bool_(False)
-        return image, labels[index], np.bool_(True)
+        return image
 
-    def decode(index):
-        image, label, ok = tf.numpy_function(load, [index], [tf.uint8, tf.int32, tf.bool],
-                                             stateful=False)
-        image.set_shape((image_size, image_size, 3))
-        label.set_shape(())
-        ok.set_shape(())
-        return image, label, ok
+    def load(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        images = [load_one(int(index)) for index in indices]
+        ok = np.array([image is not None for image in images], dtype=bool)
+        # A chunk is never empty: tf.data's batch makes none.
+        return np.stack([blank if image is None else image for image in images]), labels[indices], ok
+
+    def decode(indices):
+        images, chunk_labels, ok = tf.numpy_function(load, [indices], [tf.uint8, tf.int32, tf.bool],
+                                                     stateful=False)
+        images.set_shape((None, image_size, image_size, 3))
+        chunk_labels.set_shape((None,))
+        ok.set_shape((None,))
+        return images, chunk_labels, ok
 
     return decode
 
@@ -298,11 +340,13 @@ def test_images(scan: ScanResult, plan: SplitPlan, data_cfg: DataConfig) -> tupl
 
 
 def prepare_data(data_cfg: DataConfig, image_size: int, *, augmenter: Augmenter | None = None,
-                 seed: int) -> DataBundle:
+                 seed: int, cache_bytes: int = CACHE_LIMIT_BYTES) -> DataBundle:
     """Scans ``data_cfg.dir`` (and the validation and test folders), splits and builds the pipelines.
 
     The test images are listed in the bundle (``test_files``, ``test_labels``) and go into
-    no pipeline.
+    no pipeline. Decoded images stay in memory up to ``cache_bytes`` (validation first);
+    the rest are decoded again every epoch, with memory bounded by the pipeline's buffers
+    (docs/facts.md#input-pipeline).
 
     Raises:
         DataError: a folder is unusable, the validation or test classes do not match, or
@@ -322,7 +366,8 @@ def prepare_data(data_cfg: DataConfig, image_size: int, *, augmenter: Augmenter 
         warnings += [f"Test folder: {w}" for w in test_scan.warnings]
     warnings += plan.warnings
     bundle = _bundle(data_cfg, image_size, augmenter, seed, scan, validation_scan, scan.classes,
-                     (files[plan.train_index], labels[plan.train_index]), validation, warnings)
+                     (files[plan.train_index], labels[plan.train_index]), validation, warnings,
+                     cache_bytes)
     bundle.test_files, bundle.test_labels = _test_set(scan, plan, test_scan)
     bundle.test_counts, bundle.test_scan = dict(plan.test_counts), test_scan
     return bundle
@@ -420,21 +465,22 @@ def _no_validation_message(root: str, data_cfg: DataConfig) -> str:
 
 
 def _bundle(data_cfg, image_size, augmenter, seed, scan, validation_scan, classes,
-            train, validation, warnings) -> DataBundle:
+            train, validation, warnings, cache_bytes: int) -> DataBundle:
     (train_files, train_labels), (validation_files, validation_labels) = train, validation
     image_bytes = image_size * image_size * 3
-    validation_bytes = min(len(validation_files) * image_bytes, CACHE_LIMIT_BYTES)
+    validation_bytes = min(len(validation_files) * image_bytes, cache_bytes)
     failures: list = []
     batch_size = data_cfg.batch_size
     order = EpochOrder(len(train_files), seed, shuffle=True)
     train_ds = make_dataset(train_files, train_labels, len(classes), image_size, batch_size,
                             shuffle=True, seed=seed, augmenter=augmenter, failures=failures,
-                            order=order, cache_bytes=CACHE_LIMIT_BYTES - validation_bytes)
+                            order=order, cache_bytes=cache_bytes - validation_bytes)
     validation_ds = make_dataset(validation_files, validation_labels, len(classes), image_size,
                                  batch_size, shuffle=False, seed=seed, failures=failures,
                                  cache_bytes=validation_bytes)
-    if (len(train_files) + len(validation_files)) * image_bytes > CACHE_LIMIT_BYTES:
-        warnings.append(f"The decoded images would need more than {CACHE_LIMIT_BYTES / 1e9:.1f} GB, "
+    if (len(train_files) + len(validation_files)) * image_bytes > cache_bytes:
+        limit = f"{cache_bytes / 1e9:.1f} GB" if cache_bytes >= 1e9 else f"{cache_bytes / 1e6:.3g} MB"
+        warnings.append(f"The decoded images would need more than {limit}, "
                         "so only part of them stays in memory and the rest are decoded again every "
                         "epoch (slower). A smaller `data.image_size` makes them fit.")
     return DataBundle(

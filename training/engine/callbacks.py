@@ -158,6 +158,9 @@ class BestModelSaver(keras.callbacks.Callback):
     def __init__(self, state: RunState, progress: EpochProgress, best_path: Path):
         super().__init__()
         self.state, self.progress, self.best_path = state, progress, best_path
+        # The model to save when ``fit`` trains another one that shares its weights (the
+        # feature cache fits the head alone: ``training.engine.feature_cache``).
+        self.saved_model: keras.Model | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         row = self.progress.row
@@ -168,7 +171,7 @@ class BestModelSaver(keras.callbacks.Callback):
         # Keras's temporary folders go into the run folder, where a kill's leftovers are found.
         with atomic_path(self.best_path, verify=verify_keras_archive) as tmp, \
                 keras_temp_folder(self.best_path.parent):
-            save_model(self.model, tmp)
+            save_model(self.model if self.saved_model is None else self.saved_model, tmp)
 
 
 class ImprovementMonitor(keras.callbacks.Callback):
@@ -250,6 +253,7 @@ class SnapshotSaver(keras.callbacks.Callback):
         super().__init__()
         self.folder, self.first_epoch, self.steps_per_epoch = folder, first_epoch, steps_per_epoch
         self.ends, self.emit = ends, emit
+        self.saved_model: keras.Model | None = None  # as ``BestModelSaver.saved_model``
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         done = (epoch - self.first_epoch + 1) * self.steps_per_epoch
@@ -261,5 +265,5 @@ class SnapshotSaver(keras.callbacks.Callback):
         self.folder.mkdir(exist_ok=True)
         path = self.folder / f"snapshot-epoch-{epoch + 1:04d}.keras"
         with atomic_path(path, verify=verify_keras_archive) as tmp, keras_temp_folder(self.folder.parent):
-            save_model(self.model, tmp)
+            save_model(self.model if self.saved_model is None else self.saved_model, tmp)
         self.emit(Log(f"A cosine-restarts cycle ended: snapshot {path.parent.name}/{path.name} saved."))

@@ -209,12 +209,14 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         self.run_dir = run_dir
         self.run_state = run_state
         self.stateful = stateful
+        self.saved_model: keras.Model | None = None  # as ``BestModelSaver.saved_model``
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         rs = self.run_state
         if rs.interrupted or not rs.history or rs.history[-1]["epoch"] != epoch + 1:
             return
-        save_checkpoint(self.run_dir, self.model, ResumeState(
+        model = self.model if self.saved_model is None else self.saved_model
+        save_checkpoint(self.run_dir, model, ResumeState(
             epoch=epoch + 1, phase=rs.phase, global_step=rs.global_step, weights_file="",
             best_value=rs.best_value, best_epoch=rs.best_epoch, best_metrics=dict(rs.best_metrics),
             history=[dict(row) for row in rs.history],

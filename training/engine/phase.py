@@ -49,12 +49,17 @@ def describe_phase(config: Config, plan: PhasePlan, unfrozen: int) -> str:
             f"at learning rate {plan.describe_rate()}.")
 
 
-def compile_phase(model: keras.Model, config: Config, phase: str, steps_per_epoch: int) -> None:
-    """Compiles with a fresh optimizer whose schedule starts at the phase's base rate."""
+def compile_phase(model: keras.Model, config: Config, phase: str, steps_per_epoch: int, *,
+                  jit_compile: bool | str = "auto") -> None:
+    """Compiles with a fresh optimizer whose schedule starts at the phase's base rate.
+
+    ``jit_compile`` is the run's XLA decision (``training.engine.precision``). Under a
+    ``mixed_float16`` policy Keras wraps the optimizer in a ``LossScaleOptimizer`` itself.
+    """
     model.compile(
         optimizer=build_phase_optimizer(config, phase, steps_per_epoch),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.regularization.label_smoothing),
-        metrics=["accuracy"])
+        metrics=["accuracy"], jit_compile=jit_compile)
 
 
 def probes_gradients(config: Config, classifier: Any) -> bool:

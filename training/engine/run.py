@@ -44,12 +44,20 @@ from training.engine.data_report import DataReportFile
 from training.engine.device import describe_device
 from training.engine.download import fetch_imagenet_weights
 from training.engine.errors import StopRequested, user_message
+from training.engine.feature_cache import fit_inputs
 from training.engine.phase import (
     compile_phase,
     describe_phase,
     phase_callbacks,
     probes_gradients,
     set_trainable,
+)
+from training.engine.precision import (
+    align_schedule,
+    decide_for_run,
+    reset_precision,
+    run_phase_with_backoff,
+    use_precision,
 )
 from training.engine.recipe import (
     PHASES,
@@ -180,6 +188,7 @@ def _run_session(config: Config, path: Path, on_event: EventCallback, stop: thre
                          history=session.history)
     finally:
         recorder.close()
+        reset_precision()  # the engine process runs other jobs after this one, in float32
 
 
 class TrainingSession:
@@ -211,6 +220,7 @@ class TrainingSession:
         self.diagnostics: Diagnostics | None = None
         self.classifier = None
         self.evaluation: dict[str, Any] = {}
+        self.precision = None  # training.engine.precision.Decision, made by ``start``
 
     @property
     def best_epoch(self) -> int:
@@ -245,8 +255,11 @@ class TrainingSession:
         # records the rate the fine-tuning phase really uses.
         self.plan = phase_plan(config)
         config.training.fine_tune_learning_rate = fine_tune_learning_rate(config)
-        self.device = describe_device()
+        self.precision = decide_for_run(config)
+        self.device = describe_device(self.precision.policy)
         self.emit(RunStarted(run_dir=str(self.run_dir), device=self.device, config=config.to_dict()))
+        for line in self.precision.logs():
+            self.emit(line)
         if self.notice:
             self.emit(Log(self.notice, level="warning"))
         if frozen_random_backbone(config):
@@ -307,6 +320,8 @@ class TrainingSession:
         if weights == "imagenet":
             fetch_imagenet_weights(config.model.backbone, self.image_size, self.emit, self.stop)
         self.emit(Log(f"Building {config.model.backbone} (weights: {weights}) ..."))
+        # Now, not earlier: the model's layers take the policy, the data's augmentation stays float32.
+        use_precision(self.precision)
         return build_classifier(config.model, config.regularization, image_size=self.image_size,
                                 num_classes=len(self.data.classes), seed=config.training.seed)
 
@@ -322,7 +337,7 @@ class TrainingSession:
         for phase in phases:
             if self.resume is not None and phases.index(phase) < phases.index(self.resume.phase):
                 continue  # finished before the checkpoint
-            reason = self.run_phase(classifier, phase)
+            reason = run_phase_with_backoff(self, classifier, phase)  # halves the batch when out of memory
             if reason in ("stopped", "diverged"):
                 return self.finish(reason)
             if reason == "early_stopping" and phase == phases[-1]:
@@ -337,7 +352,8 @@ class TrainingSession:
         first_epoch = sum(p.epochs for p in self.plan[:self.plan.index(plan)])
         unfrozen = set_trainable(classifier, config, phase)
         model = classifier.model
-        compile_phase(model, config, phase, data.steps_per_epoch)
+        compile_phase(model, config, phase, data.steps_per_epoch,
+                      jit_compile=self.precision.jit_compile if self.precision else "auto")
         state.phase = phase
         trainable = sum(int(math.prod(w.shape)) for w in model.trainable_weights)
         self.emit(PhaseChanged(phase=phase, epochs=plan.epochs, first_epoch=first_epoch + 1,
@@ -350,6 +366,7 @@ class TrainingSession:
         if self.resume is not None and self.resume.phase == phase:
             restore_checkpoint(self.run_dir, model, self.resume, described=(
                 f"{config.model.backbone} at {self.image_size} px, {len(data.classes)} classes"))
+            align_schedule(model, self.resume, first_epoch, data.steps_per_epoch)
             initial_epoch, restored = self.resume.epoch, self.resume.callbacks
             self._begin_writing(self.resume.history)
             self.resume = None
@@ -358,9 +375,12 @@ class TrainingSession:
                                     restored=restored, gradient_probe=self._gradient_probe(classifier))
         early = next((c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)), None)
         if initial_epoch < first_epoch + plan.epochs:
-            model.fit(data.train, validation_data=data.validation, epochs=first_epoch + plan.epochs,
-                      initial_epoch=initial_epoch, class_weight=data.class_weight,
-                      callbacks=callbacks, shuffle=False, verbose=0)  # the pipeline shuffles
+            # A frozen backbone's head phase may train the head alone on cached features.
+            fit = fit_inputs(classifier, config, phase, data, callbacks, emit=self.emit, stop=self.stop,
+                             epochs=(first_epoch, plan.epochs))
+            fit.model.fit(fit.train, validation_data=fit.validation, epochs=first_epoch + plan.epochs,
+                          initial_epoch=initial_epoch, class_weight=data.class_weight,
+                          callbacks=callbacks, shuffle=False, verbose=0)  # the pipeline shuffles
         self.data_report.report_decode_failures()
         if state.stop_reason:
             return state.stop_reason
@@ -451,5 +471,6 @@ class TrainingSession:
                               data=self.data, image_size=self.image_size,
                               timing=(self.started, self.started_at), device=self.device)
         summary["evaluation"] = dict(self.evaluation)
+        summary["batch_size"] = self.config.data.batch_size  # the one in use, after any back-off
         return summary
 

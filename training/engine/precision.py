@@ -1,0 +1,293 @@
+"""How a run uses its device: float16 or float32, XLA or not, and what it does when the GPU
+runs out of memory.
+
+Precision and XLA (``training.mixed_precision``, ``training.jit_compile``; ``decide``):
+
+- ``auto`` on a GPU of compute capability 7.0 or more (Volta and newer, with Tensor Cores):
+  ``mixed_float16`` (float16 math, float32 weights) and XLA.
+- ``auto`` on an older GPU, or one whose capability is unknown: float32 (float16 gains nothing
+  without Tensor Cores), XLA on.
+- ``auto`` on a CPU: float32 and no XLA. CPUs emulate float16, and XLA made CPU training
+  about 7x slower (docs/facts.md#xla-cpu).
+- ``on`` and ``off`` force either; ``on`` where it does not pay still runs, with a warning.
+
+The policy is set right before the model is built, after the data pipeline (Keras gives each
+layer the global policy when the layer is made: the augmentation layers stay float32, as a
+CPU computes best) and set back to float32 when the run ends, so the engine process, which
+runs many jobs, is never left in mixed mode. Under ``mixed_float16`` Keras wraps the
+optimizer in a ``LossScaleOptimizer`` itself when the model is compiled
+(``Model.compile(auto_scale_loss=True)``, the default), and the classifier's ``predictions``
+layer computes in float32 (``models.classifier``), so softmax and the loss stay stable and a
+saved model outputs float32.
+
+Out of memory (``run_phase_with_backoff``): when a phase runs out of memory, the batch size
+is halved, the datasets are rebatched and the phase goes on from its last completed epoch:
+from the resume checkpoint when an epoch of the phase completed, else from the weights the
+phase began with. config.json and summary.json then record the batch size in use, so a later
+resume goes on at it. Below 1 the run fails, saying what to do.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import keras
+
+from training.engine import device
+from training.engine.checkpoint import ResumeState, load_checkpoint
+from training.engine.device import GpuInfo
+from training.events import Log
+from training.rundir import CONFIG_FILE, write_text_atomic
+
+# float16 is faster only on GPUs with Tensor Cores: NVIDIA compute capability 7.0 (Volta)
+# and newer (Keras's mixed precision guide; TensorFlow warns below it).
+MIXED_PRECISION_MIN_CAPABILITY = (7, 0)
+XLA_CPU_FACT = "docs/facts.md#xla-cpu"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a run computes in, and why.
+
+    Attributes:
+        policy: the Keras dtype policy, "float32" or "mixed_float16".
+        jit_compile: whether ``model.compile`` gets ``jit_compile=True`` (XLA).
+        reasons: one clause per choice, for the run's log.
+        device: what it was decided for: "CPU" or e.g. "GPU NVIDIA H100, compute 9.0".
+        warnings: a forced setting where it does not pay.
+    """
+
+    policy: str
+    jit_compile: bool
+    reasons: tuple[str, ...]
+    device: str = "CPU"
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def mixed(self) -> bool:
+        return self.policy == "mixed_float16"
+
+    def describe(self) -> str:
+        """e.g. "GPU NVIDIA H100, compute 9.0: mixed precision on (...), XLA on (...)"."""
+        return f"{self.device}: {', '.join(self.reasons)}."
+
+    def logs(self) -> list[Log]:
+        return [Log(self.describe())] + [Log(text, level="warning") for text in self.warnings]
+
+
+def decide(config: Any, gpus: Sequence[GpuInfo]) -> Decision:
+    """The precision and XLA a run with ``config`` uses on a machine with ``gpus``.
+
+    Args:
+        config: a ``training.config.Config``.
+        gpus: the machine's GPUs (``training.engine.device.list_gpus``); the run computes on
+            the first. Empty: a CPU.
+    """
+    gpu = gpus[0] if gpus else None
+    mixed, mixed_reason, mixed_warning = _mixed_precision(config.training.mixed_precision, gpu)
+    xla, xla_reason, xla_warning = _xla(config.training.jit_compile, gpu)
+    return Decision(policy="mixed_float16" if mixed else "float32", jit_compile=xla,
+                    reasons=(mixed_reason, xla_reason),
+                    device="CPU" if gpu is None else f"GPU {gpu.describe()}",
+                    warnings=tuple(w for w in (mixed_warning, xla_warning) if w))
+
+
+def _capability(gpu: GpuInfo) -> str:
+    major, minor = gpu.compute_capability or (0, 0)
+    return f"{major}.{minor}"
+
+
+def _mixed_precision(setting: str, gpu: GpuInfo | None) -> tuple[bool, str, str]:
+    """(on, reason, warning) for ``training.mixed_precision``."""
+    fast = (gpu is not None and gpu.compute_capability is not None
+            and tuple(gpu.compute_capability) >= MIXED_PRECISION_MIN_CAPABILITY)
+    if setting == "off":
+        return False, 'float32 (`training.mixed_precision` is "off")', ""
+    if setting == "on":
+        reason = 'mixed precision on (`training.mixed_precision` is "on")'
+        if gpu is None:
+            return True, reason, ('Mixed precision is on for a CPU: it runs, but CPUs emulate float16 and '
+                                  'training is much slower. Set `training.mixed_precision` to "auto" or "off".')
+        if not fast and gpu.compute_capability is not None:
+            return True, reason, (f"Mixed precision is on for a GPU of compute capability {_capability(gpu)}: it "
+                                  "runs, but float16 is faster only from 7.0 on (Tensor Cores).")
+        return True, reason, ""
+    if gpu is None:
+        return False, "float32 (CPUs emulate float16: slower)", ""
+    if gpu.compute_capability is None:
+        return False, ('float32 (compute capability unknown; `training.mixed_precision` "on" '
+                       "tries float16)"), ""
+    if not fast:
+        return False, f"float32 (compute capability {_capability(gpu)} < 7.0: float16 would be no faster)", ""
+    return True, "mixed precision on (float16 math on Tensor Cores, float32 weights)", ""
+
+
+def _xla(setting: str, gpu: GpuInfo | None) -> tuple[bool, str, str]:
+    """(on, reason, warning) for ``training.jit_compile``."""
+    if setting == "off":
+        return False, 'XLA off (`training.jit_compile` is "off")', ""
+    if setting == "on":
+        warning = "" if gpu is not None else (
+            f"XLA is on for a CPU: it made CPU training about 7x slower ({XLA_CPU_FACT}). "
+            'Set `training.jit_compile` to "auto" or "off".')
+        return True, 'XLA on (`training.jit_compile` is "on")', warning
+    if gpu is None:
+        return False, f"XLA off (XLA made CPU training about 7x slower: {XLA_CPU_FACT})", ""
+    return True, "XLA on (compiled training steps: faster after a slower first step)", ""
+
+
+def decide_for_run(config: Any) -> Decision:
+    """``decide`` for this machine's GPUs."""
+    return decide(config, device.list_gpus())
+
+
+def use_precision(decision: Decision) -> None:
+    """Sets Keras's global policy. Call it right before the model is built, after the data:
+    layers made from here on compute in the policy's dtype, and the augmentation layers of
+    the input pipeline (which runs on the CPU) should stay float32."""
+    keras.mixed_precision.set_global_policy(decision.policy)
+
+
+def reset_precision() -> None:
+    """Back to float32, as a fresh process starts (call when a run ends)."""
+    keras.mixed_precision.set_global_policy("float32")
+
+
+# -- out of memory ---------------------------------------------------------------------------
+class OutOfMemoryError(RuntimeError):
+    """Out of memory even at batch size 1."""
+
+
+class BackoffResume(ResumeState):
+    """A checkpoint the run goes back to after halving its batch size: its optimizer counted
+    the phase's steps at the larger size (``align_schedule``)."""
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is TensorFlow (or XLA) running out of device memory."""
+    import tensorflow as tf
+
+    if isinstance(error, tf.errors.ResourceExhaustedError):
+        return True
+    text = str(error)
+    return isinstance(error, (tf.errors.InternalError, tf.errors.UnknownError)) and any(
+        marker in text for marker in ("RESOURCE_EXHAUSTED", "Out of memory", "OOM when allocating"))
+
+
+def run_phase_with_backoff(session: Any, classifier: Any, phase: str) -> str | None:
+    """``session.run_phase(classifier, phase)``, halving the batch size on out-of-memory.
+
+    Args:
+        session: the run's ``training.engine.run.TrainingSession``.
+
+    Raises:
+        OutOfMemoryError: still out of memory at batch size 1.
+    """
+    start_weights = classifier.model.get_weights()  # host copies: the phase can start again
+    start_step = _global_step(session)
+    while True:
+        try:
+            return session.run_phase(classifier, phase)
+        except Exception as error:
+            if not is_out_of_memory(error):
+                raise
+            old = session.config.data.batch_size
+            if old <= 1:
+                raise OutOfMemoryError(_no_memory_left(session, phase)) from error
+            gc.collect()
+            where = _go_back(session, classifier, phase, start_weights, start_step)
+            new = old // 2
+            session.emit(Log(f"Out of {_memory(session)} at batch size {old}: going on at {new}, "
+                             f"{where}.", level="warning"))
+            _use_batch_size(session, new)
+
+
+def _global_step(session: Any) -> int:
+    if session.state is not None:
+        return session.state.global_step
+    return session.resume.global_step if session.resume is not None else 0
+
+
+def _go_back(session: Any, classifier: Any, phase: str, start_weights: list, start_step: int) -> str:
+    """Rewinds to the phase's last completed epoch; returns where it goes on from, in words."""
+    state = session.state
+    first_epoch = _first_epoch(session, phase)
+    last = state.history[-1]["epoch"] if state is not None and state.history else 0
+    if last > first_epoch:
+        checkpoint = load_checkpoint(session.run_dir)
+        if checkpoint is None or checkpoint.phase != phase or checkpoint.epoch != last:
+            raise RuntimeError(f"Out of memory in the {phase} phase, and its checkpoint of epoch {last} "
+                               "is missing: resume the run with a smaller `data.batch_size`.")
+        session.resume = BackoffResume(**asdict(checkpoint))
+        state.restore(checkpoint)
+        return f"from the end of epoch {last}"
+    classifier.model.set_weights(start_weights)
+    if state is not None:
+        state.global_step = start_step
+    return f"from the start of the {phase} phase"
+
+
+def _first_epoch(session: Any, phase: str) -> int:
+    phases = [plan.phase for plan in session.plan]
+    return sum(plan.epochs for plan in session.plan[:phases.index(phase)])
+
+
+def _memory(session: Any) -> str:
+    return "GPU memory" if session.device.startswith("GPU") else "memory"
+
+
+def _no_memory_left(session: Any, phase: str) -> str:
+    config = session.config
+    return (f"Out of {_memory(session)} even at batch size 1 ({config.model.backbone} at "
+            f"{session.image_size} px, {phase} phase). Use a smaller `data.image_size`, a smaller "
+            "`model.backbone` or fewer `training.fine_tune_layers`; on a GPU of compute capability "
+            '7.0 or more, `training.mixed_precision` "on" halves the memory of the activations.')
+
+
+def _use_batch_size(session: Any, batch_size: int) -> None:
+    """Rebatches the data, keeps the run's step counts right and records the size in config.json."""
+    session.config.data.batch_size = batch_size
+    rebatch(session.data, batch_size)
+    state = session.state
+    if state is not None:
+        remaining = max(0, state.planned_epochs - len(state.history))
+        state.steps_per_epoch = session.data.steps_per_epoch
+        state.total_steps = state.global_step + remaining * state.steps_per_epoch
+    if session.writing:
+        _record_batch_size(session.run_dir, batch_size)
+
+
+def rebatch(data: Any, batch_size: int) -> None:
+    """Regroups a ``DataBundle``'s batches into batches of ``batch_size``, in the same order.
+
+    Decoding, its cache and its failure record, the epoch order and the augmentation are
+    kept: only the size of what reaches the model changes.
+    """
+    import tensorflow as tf
+
+    def regroup(dataset):
+        return dataset.unbatch().batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    data.train, data.validation = regroup(data.train), regroup(data.validation)
+    data.steps_per_epoch = math.ceil(data.train_count / batch_size)
+    data.validation_steps = math.ceil(data.validation_count / batch_size)
+
+
+def _record_batch_size(run_dir: Any, batch_size: int) -> None:
+    """config.json as written at the start (folders as given), with the batch size in use."""
+    from training.config import Config
+
+    path = run_dir / CONFIG_FILE
+    config = Config.from_json(path.read_text(encoding="utf-8"))
+    config.data.batch_size = batch_size
+    write_text_atomic(path, config.to_json())
+
+
+def align_schedule(model: keras.Model, resume: ResumeState, first_epoch: int, steps_per_epoch: int) -> None:
+    """After a back-off to a checkpoint, puts the optimizer's step (the schedule's position) where
+    the completed epochs of the phase say at the new batch size; any other resume is left as saved."""
+    if isinstance(resume, BackoffResume):
+        model.optimizer.iterations.assign((resume.epoch - first_epoch) * steps_per_epoch)
