@@ -50,10 +50,13 @@ def save_model(model: Any, path: Path) -> None:
 
 def make_portable(path: Path) -> bool:
     """Removes the keys of ``NEWER_KEYS`` that hold their default from the
-    ``config.json`` of the ``.keras`` file at ``path``. Returns whether anything changed."""
+    ``config.json`` of the ``.keras`` file at ``path``, and makes a model trained in mixed
+    precision compute in float32 (``to_float32``). Returns whether anything changed."""
     with zipfile.ZipFile(path) as archive:
         config = json.loads(archive.read("config.json"))
-        if not _strip(config):
+        changed = _strip(config)
+        changed = to_float32(config) or changed
+        if not changed:
             return False
         tmp = path.with_name(path.name + ".portable")
         try:
@@ -72,6 +75,39 @@ def make_portable(path: Path) -> bool:
         finally:
             if tmp.exists():
                 tmp.unlink()
+    return True
+
+
+MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
+
+
+def to_float32(config: Any) -> bool:
+    """A model trained under a mixed policy keeps float32 variables but computes in float16;
+    the saved file says so, and every Keras that opens it would compute in float16 too (slow
+    on a CPU, and a trap for converters). Its layers' policies become float32 and the float16
+    tensors between them float32: the same weights, computed in full precision. A model with
+    no mixed policy is left as it is."""
+    text = json.dumps(config)
+    if not any(f'"{name}"' in text for name in MIXED_POLICIES):
+        return False
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            inner = node.get("config")
+            if node.get("class_name") in ("DTypePolicy", "FloatDTypePolicy") and isinstance(inner, dict) \
+                    and inner.get("name") in MIXED_POLICIES:
+                inner["name"] = "float32"
+            if node.get("class_name") == "__keras_tensor__" and isinstance(inner, dict) \
+                    and inner.get("dtype") in ("float16", "bfloat16"):
+                inner["dtype"] = "float32"
+            for key, value in node.items():
+                if key == "dtype" and value in MIXED_POLICIES:
+                    node[key] = "float32"
+                else:
+                    stack.append(value)
+        elif isinstance(node, list):
+            stack += node
     return True
 
 

@@ -370,3 +370,29 @@ def test_weights_saved_with_the_legacy_layer_load_into_the_new_classifier(tmp_pa
 
     np.testing.assert_allclose(new.predict(images, verbose=0), legacy.predict(images, verbose=0),
                                atol=1e-6)
+
+
+def test_a_model_trained_in_mixed_precision_is_saved_to_compute_in_float32(tmp_path):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        inputs = keras.Input((6,))
+        x = keras.layers.Dense(8, activation="relu")(inputs)
+        x = keras.layers.BatchNormalization()(x)
+        outputs = keras.layers.Dense(3, activation="softmax", dtype="float32")(x)
+        model = keras.Model(inputs, outputs)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    batch = np.random.default_rng(0).normal(size=(4, 6)).astype("float32")
+    model.save(tmp_path / "plain.keras")
+    with zipfile.ZipFile(tmp_path / "plain.keras") as archive:
+        assert "mixed_float16" in archive.read("config.json").decode()  # the control
+
+    save_model(model, tmp_path / "model.keras")
+
+    with zipfile.ZipFile(tmp_path / "model.keras") as archive:
+        text = archive.read("config.json").decode()
+    assert "mixed_float16" not in text and "float16" not in text
+    reloaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    assert {layer.dtype_policy.name for layer in reloaded.layers} == {"float32"}
+    np.testing.assert_allclose(reloaded.predict(batch, verbose=0), model.predict(batch, verbose=0), atol=2e-3)
+    assert keys_the_oldest_keras_refuses(tmp_path / "model.keras") == []
