@@ -42,9 +42,12 @@ def epoch_seconds(data_dir: Path, size: int, epochs: int = 2) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--cases", help="IMAGESxPX,... (default: 1000 and 10000 at 64, 128 and 224)")
     args = parser.parse_args()
     cases = [(1000, 64), (1000, 128)] if args.quick else [
         (count, size) for count in (1000, 10000) for size in (64, 128, 224)]
+    if args.cases:
+        cases = [tuple(int(part) for part in case.split("x")) for case in args.cases.split(",")]
     print(f"{'images':>7} {'px':>4} {'epoch 1 s':>10} {'epoch 2 s':>10} {'img/s (2)':>10}")
     for count, size in cases:
         seconds = epoch_seconds(bench_folder(count, size), size)
