@@ -176,6 +176,18 @@ def test_an_ensemble_averages_its_members_probabilities(trained, tmp_path):
     ensemble = document["ensemble"]
     assert [m["accuracy"] for m in ensemble["members"]] == pytest.approx([first["accuracy"], alone["accuracy"]])
     assert ensemble["gain"] == pytest.approx(document["accuracy"] - max(first["accuracy"], alone["accuracy"]))
+    assert document["warnings"] == []  # the same data settings: the same validation images
+
+
+def test_an_ensemble_of_runs_split_differently_says_its_figures_are_optimistic(trained, tmp_path):
+    other = tmp_path / "other-split"
+    train(tiny_config(trained["data"], **{"data.seed": 99, "training.head_epochs": 1}), other)
+
+    document = api.evaluate([trained["run"], other], ensemble=True, out=tmp_path / "both")
+
+    (warning,) = document["warnings"]
+    assert "other-split split the data differently" in warning and "optimistic" in warning
+    assert "optimistic" in (tmp_path / "both" / "report.md").read_text()
 
 
 def test_several_runs_need_ensemble_and_the_same_classes(trained, tmp_path):

@@ -150,6 +150,14 @@ class StopFlag(keras.callbacks.Callback):
         return False
 
 
+def save_keras_file(model: keras.Model, path: Path, run_dir: Path) -> None:
+    """``models.saving.save_model`` to ``path`` atomically and verified (a crash or a full disk
+    leaves the previous file intact); Keras's temporary folders go into ``run_dir``, where a
+    kill's leftovers are found."""
+    with atomic_path(path, verify=verify_keras_archive) as tmp, keras_temp_folder(run_dir):
+        save_model(model, tmp)
+
+
 class BestModelSaver(keras.callbacks.Callback):
     """Saves the model to ``best_path`` when a completed epoch beats the run's best: atomically
     and verified, so a crash or a full disk leaves the previous best model intact. An
@@ -168,10 +176,8 @@ class BestModelSaver(keras.callbacks.Callback):
             self.save()
 
     def save(self) -> None:
-        # Keras's temporary folders go into the run folder, where a kill's leftovers are found.
-        with atomic_path(self.best_path, verify=verify_keras_archive) as tmp, \
-                keras_temp_folder(self.best_path.parent):
-            save_model(self.model if self.saved_model is None else self.saved_model, tmp)
+        save_keras_file(self.model if self.saved_model is None else self.saved_model, self.best_path,
+                        self.best_path.parent)
 
 
 class ImprovementMonitor(keras.callbacks.Callback):
@@ -264,6 +270,5 @@ class SnapshotSaver(keras.callbacks.Callback):
 
         self.folder.mkdir(exist_ok=True)
         path = self.folder / f"snapshot-epoch-{epoch + 1:04d}.keras"
-        with atomic_path(path, verify=verify_keras_archive) as tmp, keras_temp_folder(self.folder.parent):
-            save_model(self.model if self.saved_model is None else self.saved_model, tmp)
+        save_keras_file(self.model if self.saved_model is None else self.saved_model, path, self.folder.parent)
         self.emit(Log(f"A cosine-restarts cycle ended: snapshot {path.parent.name}/{path.name} saved."))

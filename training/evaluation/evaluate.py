@@ -63,8 +63,9 @@ def evaluate(run_dirs: str | Path | list[str | Path], *, data_dir: str | Path | 
         raise EvaluationError("--snapshots averages the snapshots of ONE run; pass a single run folder.")
     if top_k is not None and top_k < 1:
         raise EvaluationError(f"--top-k must be at least 1. Received: top_k={top_k}")
-    members, classes, config, report = _open_members(runs, snapshots)
-    files, labels, data_text, warnings = _images(runs[0], config, classes, report, split, data_dir)
+    members, classes, configs, report = _open_members(runs, snapshots)
+    files, labels, data_text = _images(runs[0], configs[0], classes, report, split, data_dir)
+    warnings = [] if data_dir is not None else _split_warnings(runs, configs)
     group = "snapshots" if snapshots else "ensemble" if len(runs) > 1 else ""
     target = Path(out).expanduser() if out is not None else default_folder(runs[0], split, data_dir, group)
     scored = score_images(members, files, labels, tta=tta, on_progress=on_progress)
@@ -101,24 +102,29 @@ def evaluation_document(classes: list[str], scored: Scored, *, split: str, data:
 
 # -- what is evaluated ---------------------------------------------------------------------------
 def _open_members(runs: list[Path], snapshots: bool):
-    """The models to score, the classes they share, the first run's config and data report."""
+    """The models to score, the classes they share, each run's config, the first run's data
+    report. With ``snapshots`` the run's own best.keras is not loaded: only its snapshots count."""
     from training.inference.predict import PredictError, load_run
     from training.rundir import RunDirError, read_run_config
+    from training.rundir.labels import LabelsError, read_labels
     from training.rundir.reading import closed_run_problem, read_data_report
 
     members: list[Member] = []
     classes: list[str] | None = None
-    config = report = None
+    configs, report = [], None
     for run in runs:
         problem = closed_run_problem(run, "it evaluates its best model itself when it ends.")
         if problem:
             raise EvaluationError(problem)
         try:
-            model, run_classes, size = load_run(run)
-            if config is None:
-                config = read_run_config(run, consequence="The run cannot be evaluated.")
+            if snapshots:
+                run_classes = read_labels(run)
+            else:
+                model, run_classes, size = load_run(run)
+            configs.append(read_run_config(run, consequence="The run cannot be evaluated."))
+            if report is None:
                 report = read_data_report(run)
-        except (PredictError, RunDirError) as error:
+        except (PredictError, RunDirError, LabelsError) as error:
             raise EvaluationError(str(error)) from None
         if classes is not None and run_classes != classes:
             raise EvaluationError(f"{run} has other classes ({', '.join(run_classes)}) than {runs[0]} "
@@ -128,7 +134,22 @@ def _open_members(runs: list[Path], snapshots: bool):
             members += _snapshot_members(run, run_classes)
         else:
             members.append(Member(str(run), model, size))
-    return members, classes, config, report
+    return members, classes, configs, report
+
+
+def _split_warnings(runs: list[Path], configs: list) -> list[str]:
+    """Members that split their data differently have trained on some of the first run's
+    validation (or test) images: the ensemble's figures on them are then optimistic."""
+    def split_of(config) -> tuple:
+        d = config.data
+        return (d.dir, d.validation_split, d.validation_dir, d.test_split, d.test_dir, d.seed)
+
+    others = [run.name for run, config in zip(runs[1:], configs[1:]) if split_of(config) != split_of(configs[0])]
+    if not others:
+        return []
+    return [f"{', '.join(others)} split the data differently from {runs[0].name} (data folder, shares or "
+            "split seed): some of the images scored here trained those runs, so the ensemble's figures "
+            "are optimistic. Train the members with the same data settings, or score a new folder with --data."]
 
 
 def _snapshot_members(run: Path, classes: list[str]) -> list[Member]:
@@ -140,7 +161,7 @@ def _snapshot_members(run: Path, classes: list[str]) -> list[Member]:
         raise EvaluationError(
             f"{display_path(folder)} holds {len(files)} snapshot(s); a snapshot ensemble needs at least 2. "
             "Train with the `cosine_restarts` schedule and `schedule.save_snapshots` on (Optimizer tab: "
-            "\"Save a snapshot each cycle\"), which saves one at the end of each cycle.")
+            "Snapshots), which saves one at the end of each cycle.")
     members = []
     for path in files:
         try:
@@ -155,11 +176,11 @@ def _snapshot_members(run: Path, classes: list[str]) -> list[Member]:
 
 
 def _images(run: Path, config, classes: list[str], report, split: str, data_dir) -> tuple:
-    """(files, labels, data folder text, warnings) of what is scored."""
+    """(files, labels, data folder text) of what is scored."""
     from training.inference.run_images import RunImagesError, find_run_images
 
     if data_dir is not None:
-        return (*_folder_images(Path(data_dir).expanduser(), classes), [])
+        return _folder_images(Path(data_dir).expanduser(), classes)
     try:
         found = find_run_images(config.data, classes, report)
     except RunImagesError as error:
@@ -171,9 +192,9 @@ def _images(run: Path, config, classes: list[str], report, split: str, data_dir)
                 "`data.test_dir` (Data tab: Test split, Test folder). Evaluate the validation images, "
                 "or a folder of new images with --data.")
         source = config.data.test_dir or config.data.dir
-        return found.test_files, found.test_labels, str(source), []
+        return found.test_files, found.test_labels, str(source)
     source = config.data.validation_dir or config.data.dir
-    return found.validation_files, found.validation_labels, str(source), []
+    return found.validation_files, found.validation_labels, str(source)
 
 
 def _folder_images(folder: Path, classes: list[str]) -> tuple[list[str], np.ndarray, str]:

@@ -16,9 +16,17 @@ import numpy as np
 TOP_LOSSES = 200
 
 
-def image_losses(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
-    eps = np.finfo(probabilities.dtype).eps
-    return -np.log(np.clip(probabilities[np.arange(len(labels)), labels], eps, 1 - eps))
+def per_image(labels: np.ndarray, probabilities: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(probabilities, predicted, confidence, loss) of every image, the probabilities as
+    float64 rows that sum to 1 (float32 softmax rows do so only within float32's precision)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    rows = np.asarray(probabilities, dtype=np.float64)
+    rows = rows / rows.sum(axis=1, keepdims=True)
+    predicted = rows.argmax(axis=1)
+    eps = np.finfo(rows.dtype).eps
+    everyone = np.arange(len(labels))
+    losses = -np.log(np.clip(rows[everyone, labels], eps, 1 - eps))
+    return rows, predicted, rows[everyone, predicted], losses
 
 
 def default_top_k(num_classes: int) -> int:
@@ -38,16 +46,11 @@ def evaluation_figures(classes: list[str], labels: np.ndarray, probabilities: np
     )
 
     labels = np.asarray(labels, dtype=np.int64)
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    # float32 softmax rows sum to 1 within float32's precision, not float64's.
-    probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
+    probabilities, predicted, confidence, losses = per_image(labels, probabilities)
     everyone = list(range(len(classes)))
-    predicted = probabilities.argmax(axis=1)
     k = max(1, min(top_k or default_top_k(len(classes)), len(classes)))
     report = classification_report(labels, predicted, labels=everyone, target_names=classes,
                                    output_dict=True, zero_division=0)
-    losses = image_losses(labels, probabilities)
-    confidence = probabilities[np.arange(len(labels)), predicted]
     order = np.argsort(-losses, kind="stable")[:max(TOP_LOSSES, 0)]
     return {
         "classes": list(classes),

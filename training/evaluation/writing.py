@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from training.evaluation.metrics import per_image
 from training.evaluation.plot import draw_confusion_matrix
 from training.evaluation.scoring import Scored
 from training.publish import Publication, publish, staging_folder
@@ -38,18 +39,13 @@ def write_evaluation(target: Path, document: dict[str, Any], scored: Scored, kin
 
 
 def write_predictions(path: Path, classes: list[str], scored: Scored) -> None:
-    from training.evaluation.metrics import image_losses
-
-    probabilities = scored.probabilities / scored.probabilities.sum(axis=1, keepdims=True)
-    predicted = probabilities.argmax(axis=1)
-    losses = image_losses(scored.labels, probabilities.astype(np.float64))
+    probabilities, predicted, confidence, losses = per_image(scored.labels, scored.probabilities)
     with open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "true", "predicted", "confidence", "loss", *classes])
         for i, path_text in enumerate(scored.paths):
-            row = probabilities[i]
             writer.writerow([path_text, classes[scored.labels[i]], classes[predicted[i]],
-                             f"{row[predicted[i]]:.6g}", f"{losses[i]:.6g}", *(f"{p:.6g}" for p in row)])
+                             f"{confidence[i]:.6g}", f"{losses[i]:.6g}", *(f"{p:.6g}" for p in probabilities[i])])
 
 
 def _matrix_title(document: dict[str, Any]) -> str:

@@ -31,6 +31,7 @@ import numpy as np
 
 from training.data.images import IMAGE_EXTENSIONS, ImageLoadError, load_image
 from training.files import FileReadError, file_kind, path_problem, read_json
+from training.inference.tta import probabilities
 from training.rundir import BEST_MODEL, CONFIG_FILE
 from training.rundir.labels import LABELS_JSON, LABELS_TXT, LabelsError, read_labels
 
@@ -237,8 +238,6 @@ def _shown(path: Path) -> str:
 
 
 def _classify(model, classes: list[str], pending, top_k: int, tta: bool) -> None:
-    from training.inference.tta import probabilities
-
     scored = probabilities(model, np.stack([image for _, image in pending]), tta=tta)
     for (item, _), row in zip(pending, scored):
         order = np.argsort(row)[::-1][:top_k]

@@ -57,9 +57,9 @@ def find_run_images(data: Any, classes: list[str], report: dict[str, Any] | None
                              f"not the model's ({', '.join(classes)}).")
     if report is not None:
         for key, counts in (("train_counts", plan.train_counts), ("validation_counts", plan.validation_counts),
-                            ("test_counts", getattr(plan, "test_counts", None))):
+                            ("test_counts", plan.test_counts)):
             recorded = report.get(key)
-            if recorded is not None and counts is not None and dict(recorded) != dict(counts):
+            if recorded is not None and dict(recorded) != dict(counts):
                 what = key.split("_")[0]
                 raise RunImagesError(
                     f"The images in {display_path(scan.root)} are not the ones the run used: {what} "
