@@ -134,6 +134,16 @@ def test_mixed_precision_run_saves_a_float32_model_and_leaves_float32_behind(tmp
     probabilities = loaded.predict(images, verbose=0)
     assert probabilities.dtype == np.float32
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    # The run's own evaluation scored the float32 file, as `predict` does: the same probabilities.
+    import csv
+
+    from training import api
+    with open(tmp_path / "run" / "evaluation" / "predictions.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    predicted = api.predict(tmp_path / "run", [row["path"] for row in rows], top_k=1)
+    for row, item in zip(rows, predicted):
+        assert row["predicted"] == item["top"][0]["class"]
+        assert float(row["confidence"]) == pytest.approx(item["top"][0]["probability"], abs=1e-5)
 
 
 # -- out of memory -------------------------------------------------------------------------------

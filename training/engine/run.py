@@ -444,13 +444,19 @@ class TrainingSession:
             counts = ", ".join(f"{len(files)} {part}" for part, (files, _) in parts.items() if len(files))
             self.emit(Log(f"Evaluating the best model (epoch {self.best_epoch}) on {counts} images ..."))
 
-            model = self.classifier.model
-            model.load_weights(best)  # the best epoch's weights, as best.keras holds them
+            if self.precision is not None and self.precision.policy != "float32":
+                from models.safe_load import load_model_safely
+
+                # best.keras was saved to compute in float32, as `predict` will run it.
+                model = load_model_safely(best)
+            else:
+                model = self.classifier.model
+                model.load_weights(best)  # the best epoch's weights, as best.keras holds them
             config = self.config.data
             self.evaluation = evaluate_after_training(
                 self.run_dir, model, list(data.classes), self.image_size, parts,
                 data={"validation": config.validation_dir or config.dir,
-                      "test": getattr(config, "test_dir", None) or config.dir})
+                      "test": config.test_dir or config.dir})
         except Exception as error:  # noqa: BLE001 - the run and its model are fine without it
             self.emit(Log(f"The evaluation of the best model failed ({type(error).__name__}: {error}); "
                           "run `python main.py evaluate` on the run folder to try again.", level="warning"))
