@@ -10,7 +10,9 @@ made once under ``$FINETUNE_STUDIO_BENCH_DATA`` or ``~/.cache/finetune-studio/be
 batch 64, the engine's default augmentation. Each measurement runs in a fresh process:
 
 - engine: ``training.api.run_training`` headless, with ``training.mixed_precision`` and
-  ``training.jit_compile`` set to "on" or "off";
+  ``training.jit_compile`` set to "on" or "off", and augmentation in the input pipeline or
+  (without XLA: rotation and zoom have no XLA kernel) in the training step
+  (``training.augment_in``, ``--augment-in``);
 - plain: what a person would write: ``image_dataset_from_directory``, ``cache()``, the same
   Keras augmentation layers in a parallel ``map``, ``prefetch``, a ``keras.applications``
   backbone, ``keras.mixed_precision.set_global_policy`` and ``compile(jit_compile=...)``,
@@ -26,8 +28,10 @@ runs on a CPU (where mixed precision and XLA are slow by nature) and its figures
 nothing. On the 2-core development machine (no GPU) all 8 EfficientNetB0 measurements of
 ``--quick`` ran (engine and plain, float32 and mixed_float16, XLA off and on: 0.6-2.5
 images/s, 1-4 minutes each, XLA the slowest); ResNet50 goes through the same code. On a GPU
-the full table is 16 fresh processes of 3 epochs each (``--backbones``, ``--precisions``,
-``--xla`` and ``--contenders`` narrow it; ``--epochs 2`` halves it).
+the full table is 20 fresh processes of 3 epochs each (per backbone and precision: plain and
+the engine with XLA on; plain, the engine augmenting in the pipeline and in the training step
+with XLA off; ``--backbones``, ``--precisions``, ``--xla``, ``--contenders`` and ``--augment-in``
+narrow it; ``--epochs 2`` halves it).
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ def engine_worker(job: dict) -> dict:
         "model.backbone": job["backbone"], "model.weights": "none", "training.mode": "from_scratch",
         "training.head_epochs": 0, "training.fine_tune_epochs": job["epochs"],
         "training.mixed_precision": PRECISIONS[job["policy"]], "training.jit_compile": "on" if job["xla"] else "off",
+        "training.augment_in": job.get("augment_in", "input_pipeline"),
         **{f"augmentation.{key}": value for key, value in AUGMENTATION.items()}})
     epochs, failures, train_images = [], [], 0
 
@@ -167,7 +172,8 @@ def measure(job: dict, timeout: float) -> dict:
 # -- the table ---------------------------------------------------------------------------------------
 def key(row: dict, **changes) -> tuple:
     merged = {**row, **changes}
-    return merged["backbone"], merged["contender"], merged["policy"], merged["xla"]
+    return (merged["backbone"], merged["contender"], merged["policy"], merged["xla"],
+            merged.get("augment_in", "input_pipeline"))
 
 
 def table(rows: list[dict]) -> str:
@@ -177,13 +183,15 @@ def table(rows: list[dict]) -> str:
         mine, theirs = by_key.get(key(row)), by_key.get(key(row, **other))
         return f"{mine / theirs:.2f}" if mine and theirs else "-"
 
-    lines = ["| backbone | contender | precision | XLA | images/s | engine / plain | mixed / float32 | XLA on / off |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| backbone | contender | augmentation in | precision | XLA | images/s | engine / plain "
+             "| mixed / float32 | XLA on / off |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         speed = f"{row['images_per_second']:.1f}" if "images_per_second" in row else f"failed: {row['error']}"
         lines.append(" | ".join([
-            f"| {row['backbone']}", row["contender"], row["policy"], "on" if row["xla"] else "off", speed,
-            ratio(row, contender="plain") if row["contender"] == "engine" else "",
+            f"| {row['backbone']}", row["contender"], row.get("augment_in", "input_pipeline").replace("_", " "),
+            row["policy"], "on" if row["xla"] else "off", speed,
+            ratio(row, contender="plain", augment_in="input_pipeline") if row["contender"] == "engine" else "",
             ratio(row, policy="float32") if row["policy"] != "float32" else "",
             ratio(row, xla=False) if row["xla"] else ""]) + " |")
     return "\n".join(lines)
@@ -204,6 +212,16 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
         ""])
 
 
+def jobs(args: argparse.Namespace, xla: bool) -> list[tuple[str, str]]:
+    """(contender, where augmentation runs) pairs. The default augmentation (rotation, zoom,
+    translation) cannot compile under XLA, so the engine never augments in an XLA training step."""
+    pairs = []
+    for contender in args.contenders.split(","):
+        places = args.augment_in.split(",") if contender == "engine" else ["input_pipeline"]
+        pairs += [(contender, place) for place in places if not (xla and place == "training_step")]
+    return pairs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="32 px, 100 images, 1 epoch: a smoke test")
@@ -211,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precisions", default="float32,mixed_float16")
     parser.add_argument("--xla", default="off,on")
     parser.add_argument("--contenders", default="plain,engine")
+    parser.add_argument("--augment-in", default="input_pipeline,training_step",
+                        help="where the engine augments (training.augment_in); the plain script maps on the CPU")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=3)
@@ -229,8 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     for backbone in args.backbones.split(","):
         for policy in args.precisions.split(","):
             for xla in (value == "on" for value in args.xla.split(",")):
-                for contender in args.contenders.split(","):
+                for contender, augment_in in jobs(args, xla):
                     job = {"contender": contender, "backbone": backbone, "policy": policy, "xla": xla,
+                           "augment_in": augment_in,
                            "data": str(data), "size": args.size, "batch": args.batch, "epochs": args.epochs}
                     row = measure(job, args.timeout)
                     rows.append(row)
@@ -238,8 +259,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                        if k != "data"}}), flush=True)
                     figure = (f"{row['images_per_second']:.1f} images/s" if "images_per_second" in row
                               else f"failed: {row['error']}")
-                    print(f"{backbone:>14} {contender:>6} {policy:>13} XLA {'on ' if xla else 'off'}: {figure}",
-                          flush=True)
+                    print(f"{backbone:>14} {contender:>6} {augment_in:>14} {policy:>13} "
+                          f"XLA {'on ' if xla else 'off'}: {figure}", flush=True)
     text = report(rows, args)
     out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / (
         f"gpu-{date.today().isoformat()}{'-quick' if args.quick else ''}.md")

@@ -36,7 +36,11 @@ def float32_after_each_test():
 
 
 def settings(mixed: str = "auto", xla: str = "auto") -> Config:
-    return Config().with_overrides({"training.mixed_precision": mixed, "training.jit_compile": xla})
+    # Flips only: they compile under XLA, so where augmentation runs never changes the XLA
+    # decision here (tests/test_step_augmentation.py covers that).
+    return Config().with_overrides({"training.mixed_precision": mixed, "training.jit_compile": xla,
+                                    "augmentation.rotation": 0.0, "augmentation.zoom": 0.0,
+                                    "augmentation.translation": 0.0})
 
 
 # -- the decision ------------------------------------------------------------------------------
@@ -100,7 +104,8 @@ def test_a_faked_gpu_run_sets_mixed_precision_before_the_model_is_built(tmp_path
     session.start()
     session.data = session.prepare_data()
     images, _ = next(iter(session.data.train))
-    assert images.dtype == tf.float32  # the augmentation (on the CPU) stays float32
+    assert images.dtype == tf.float32  # decoded images reach the model as float32
+    assert session.data.augment_in_step  # on a GPU, augmentation runs in the training step
     classifier = session.build_model()
     assert classifier.model.dtype_policy.name == "mixed_float16"
     assert classifier.model.get_layer("predictions").compute_dtype == "float32"
@@ -144,6 +149,45 @@ def test_mixed_precision_run_saves_a_float32_model_and_leaves_float32_behind(tmp
     for row, item in zip(rows, predicted):
         assert row["predicted"] == item["top"][0]["class"]
         assert float(row["confidence"]) == pytest.approx(item["top"][0]["probability"], abs=1e-5)
+
+
+def test_a_mixed_precision_checkpoint_resumes_where_auto_would_choose_float32(tmp_path):
+    """A run checkpointed in mixed precision (on a GPU) and resumed where ``auto`` means
+    float32 (a CPU) goes on in mixed precision, saying why: its optimizer state holds a loss
+    scale and restores only into a mixed-precision optimizer."""
+    config = small_config(make_tiny_dataset(tmp_path, size=32, per_class=10),
+                          **{"training.mixed_precision": "on", "training.jit_compile": "off",
+                             "training.head_epochs": 0, "training.fine_tune_epochs": 2})
+    stop = threading.Event()
+    first = run_training(config, run_dir=tmp_path / "run", stop=stop,
+                         on_event=lambda e: stop.set() if type(e).__name__ == "EpochEnd" else None)
+    assert first.stop_reason == "stopped"
+    state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
+    assert state["policy"] == "mixed_float16"
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    saved["training"]["mixed_precision"] = "auto"  # as written by a GPU run
+    (tmp_path / "run" / "config.json").write_text(json.dumps(saved))
+
+    events = Recorder()
+    resumed = run_module.resume_training(tmp_path / "run", on_event=events)
+    assert resumed.stop_reason == "completed", resumed.error
+    logs = [e.message for e in events.of(Log)]
+    assert any("mixed precision kept from the checkpoint, which was written in mixed_float16" in m for m in logs)
+    assert any("goes on in it on a CPU" in e.message for e in events.of(Log) if e.level == "warning")
+    assert events.of(RunStarted)[0].device.endswith("(mixed_float16)")
+    assert json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())["policy"] == "mixed_float16"
+
+
+def test_a_checkpoint_from_before_the_policy_was_recorded_is_float32():
+    from training.rundir.reading import state_problem
+
+    old = {"epoch": 1, "phase": "head", "global_step": 3, "weights_file": "epoch-0001.weights.h5",
+           "best_value": 0.5, "best_epoch": 1, "best_metrics": {}, "history": [{"epoch": 1}],
+           "seed_states": [], "callbacks": {}}
+    assert state_problem(old) == ""
+    from training.engine.checkpoint import ResumeState
+    assert ResumeState.from_dict(old).policy == "float32"
+    assert "policy" in state_problem({**old, "policy": "float64"})
 
 
 # -- out of memory -------------------------------------------------------------------------------
@@ -246,3 +290,25 @@ def test_only_out_of_memory_errors_back_off():
                                                                 "trying to allocate 123 bytes"))
     assert not is_out_of_memory(tf.errors.InternalError(None, None, "Failed to launch kernel"))
     assert not is_out_of_memory(ValueError("OOM"))
+
+
+def test_the_sanity_tools_train_in_the_runs_precision_and_leave_float32_behind(tmp_path, monkeypatch):
+    from training import api
+
+    seen = []
+    original = keras.Model.compile
+
+    def compile_spy(model, *args, **kwargs):
+        seen.append((keras.mixed_precision.global_policy().name, kwargs.get("jit_compile")))
+        return original(model, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "compile", compile_spy)
+    config = small_config(make_tiny_dataset(tmp_path, size=32, per_class=8),
+                          **{"training.mixed_precision": "on", "training.jit_compile": "off"})
+    events = Recorder()
+    api.overfit_tiny_subset(config, images=6, max_epochs=2, on_event=events)
+    api.lr_range_test(config, steps=10, on_event=events)
+    assert seen == [("mixed_float16", False), ("mixed_float16", False)]
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert sum("CPU: mixed precision on" in e.message for e in events.of(Log)) == 2
+    assert any("Mixed precision is on for a CPU" in e.message for e in events.of(Log) if e.level == "warning")

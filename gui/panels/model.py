@@ -173,6 +173,8 @@ class ModelPanel(ConfigForm):
         self.feature_cache = self.row(form, "training.feature_cache")
         self.row(form, "training.mixed_precision")
         self.row(form, "training.jit_compile")
+        self.row(form, "training.augment_in")
+        self.row(form, "training.tensorboard_histograms")
         self.row(form, "training.seed")
         self._stages_form = form
 

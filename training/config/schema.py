@@ -40,6 +40,7 @@ TRAINING_MODES = ("auto", "fine_tune", "head_only", "from_scratch")
 FEATURE_CACHE_MODES = ("auto", "off")
 # Mixed precision and XLA: `auto` decides from the device (training.engine.precision).
 DEVICE_SWITCHES = ("auto", "on", "off")
+AUGMENT_PLACES = ("auto", "input_pipeline", "training_step")
 
 # The most of each class that validation and test may hold out together; the rest trains.
 MAX_HELD_OUT = 0.9
@@ -391,3 +392,18 @@ class TrainingConfig:
         help="compile each training step with XLA (`jit_compile`); `auto`: on for a GPU, off on a CPU",
         advice="Usually faster on a GPU after a slower first step; on a CPU it made training about 7x "
                "slower (the run warns).")
+    tensorboard_histograms: bool = knob(
+        False, widget="switch", label="TensorBoard histograms", switch_text="weights and gradients",
+        help="also write a histogram of every trainable weight and of its gradient once an epoch to the "
+             "run's TensorBoard logs (`RUN_DIR/tensorboard`; scalars are always written)",
+        advice="For looking inside a run with TensorBoard; it costs a gradient pass per epoch and disk space.")
+    augment_in: str = knob(
+        "auto", widget="choice", label="Augment in", choices=AUGMENT_PLACES,
+        choice_labels={"auto": "Automatic (the GPU when there is one)",
+                       "input_pipeline": "the input pipeline (CPU)",
+                       "training_step": "the training step (GPU)"},
+        help="where augmentation runs: `input_pipeline`, a parallel map on the CPU; `training_step`, Keras "
+             "layers inside the training step, on the GPU; `auto`: the training step on a GPU, the input "
+             "pipeline on a CPU",
+        advice="Leave it on auto. On a GPU the CPU then only decodes images and cannot starve it; the run's "
+               "log says where augmentation runs and why.")

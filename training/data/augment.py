@@ -60,6 +60,14 @@ _FILL = "reflect"
 _SEED_STRIDE = 7919
 
 
+# The augmentations whose Keras layers compile under XLA (TensorFlow 2.21, Keras 3.15;
+# tests/test_step_augmentation.py compiles each). The others use ops without an XLA kernel
+# (ImageProjectiveTransformV3 for rotation, zoom, translation and crops; the gamma sampler of
+# MixUp; RandAugment and CutMix) and cannot run inside an XLA-compiled training step.
+XLA_AUGMENTATIONS = frozenset({"horizontal_flip", "vertical_flip", "brightness", "contrast", "saturation",
+                               "hue", "gaussian_noise", "cutout"})
+
+
 def active_augmentations(aug_cfg: AugmentationConfig) -> list[str]:
     """Names of the augmentations that are on, in the order they are applied."""
     order = ["horizontal_flip", "vertical_flip", "rotation", "zoom", "translation", "random_crop",

@@ -67,6 +67,8 @@ class DataBundle:
     validation_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     train_order: EpochOrder | None = None
     augmenter: Augmenter | None = None
+    # True: ``train`` is not augmented; the engine augments inside the training step.
+    augment_in_step: bool = False
     # The held-out test set: listed for a later evaluation, never in a pipeline.
     test_files: list[str] = field(default_factory=list)
     test_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
@@ -340,8 +342,13 @@ def test_images(scan: ScanResult, plan: SplitPlan, data_cfg: DataConfig) -> tupl
 
 
 def prepare_data(data_cfg: DataConfig, image_size: int, *, augmenter: Augmenter | None = None,
-                 seed: int, cache_bytes: int = CACHE_LIMIT_BYTES) -> DataBundle:
+                 seed: int, cache_bytes: int = CACHE_LIMIT_BYTES,
+                 augment_in_step: bool = False) -> DataBundle:
     """Scans ``data_cfg.dir`` (and the validation and test folders), splits and builds the pipelines.
+
+    With ``augment_in_step`` the training pipeline leaves the images as decoded and the
+    bundle only carries ``augmenter``, for the training step to apply
+    (``training.engine.step_augmentation``).
 
     The test images are listed in the bundle (``test_files``, ``test_labels``) and go into
     no pipeline. Decoded images stay in memory up to ``cache_bytes`` (validation first);
@@ -365,9 +372,10 @@ def prepare_data(data_cfg: DataConfig, image_size: int, *, augmenter: Augmenter 
     if test_scan is not None:
         warnings += [f"Test folder: {w}" for w in test_scan.warnings]
     warnings += plan.warnings
-    bundle = _bundle(data_cfg, image_size, augmenter, seed, scan, validation_scan, scan.classes,
-                     (files[plan.train_index], labels[plan.train_index]), validation, warnings,
-                     cache_bytes)
+    bundle = _bundle(data_cfg, image_size, None if augment_in_step else augmenter, seed, scan,
+                     validation_scan, scan.classes, (files[plan.train_index], labels[plan.train_index]),
+                     validation, warnings, cache_bytes)
+    bundle.augmenter, bundle.augment_in_step = augmenter, augment_in_step and augmenter is not None
     bundle.test_files, bundle.test_labels = _test_set(scan, plan, test_scan)
     bundle.test_counts, bundle.test_scan = dict(plan.test_counts), test_scan
     return bundle

@@ -68,7 +68,7 @@ class GradientProbe(keras.callbacks.Callback):
         variables = list(self.model.trainable_variables)
         if not variables:
             return {}
-        gradients = _gradients(self.model, self.images, self.labels, variables)
+        gradients = batch_gradients(self.model, self.images, self.labels, variables)
         norms: dict[str, float] = {}
         squares = {id(v): float(np.sum(np.square(g))) for v, g in zip(variables, gradients)}
         norms["total"] = math.sqrt(sum(squares.values()))
@@ -105,8 +105,10 @@ def _side_effect_variables(model: keras.Model) -> list:
             if "moving_" in v.path or "seed_generator_state" in v.path]
 
 
-def _gradients(model: keras.Model, images: np.ndarray, labels: np.ndarray,
-               variables: list) -> list[np.ndarray]:
+def batch_gradients(model: keras.Model, images: np.ndarray, labels: np.ndarray,
+                    variables: list) -> list[np.ndarray]:
+    """The training loss's gradients for ``variables`` on one batch (training mode), leaving
+    BatchNorm statistics and seed states as they were."""
     touched = _side_effect_variables(model)
     saved = [np.array(v.numpy()) for v in touched]
     try:

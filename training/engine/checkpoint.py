@@ -53,6 +53,9 @@ class ResumeState:
     history: list[dict[str, Any]] = field(default_factory=list)
     seed_states: list[list[int]] = field(default_factory=list)
     callbacks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The Keras dtype policy the model trained in: a mixed_float16 optimizer holds a loss
+    # scale, so its state restores only into a model compiled under the same policy.
+    policy: str = "float32"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ResumeState:
@@ -220,4 +223,5 @@ class ResumeCheckpoint(keras.callbacks.Callback):
             epoch=epoch + 1, phase=rs.phase, global_step=rs.global_step, weights_file="",
             best_value=rs.best_value, best_epoch=rs.best_epoch, best_metrics=dict(rs.best_metrics),
             history=[dict(row) for row in rs.history],
-            callbacks={name: cb.snapshot() for name, cb in self.stateful.items()}))
+            callbacks={name: cb.snapshot() for name, cb in self.stateful.items()},
+            policy=keras.mixed_precision.global_policy().name))

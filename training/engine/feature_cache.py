@@ -28,6 +28,7 @@ EfficientNetB0's stochastic-depth Dropout layers included: docs/facts.md#feature
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from dataclasses import dataclass
@@ -208,6 +209,7 @@ def compute_features(model: Any, data: Any, copies: int, *, first_epoch: int,
     import keras
 
     extractor = keras.Model(model.inputs, model.get_layer(FEATURES_LAYER).output)
+    augment = _step_augmenter(data)
     started = time.monotonic()
     count, order = data.train_count, data.train_order
     train, labels, ok = [], [], np.ones(count, dtype=bool)
@@ -216,7 +218,8 @@ def compute_features(model: Any, data: Any, copies: int, *, first_epoch: int,
         order.set_epoch(epoch)
         indices = order.indices()     # this epoch's order, as the pipeline will draw it
         data.start_epoch(epoch)       # the pipeline's order and augmentation for that epoch
-        batches = _run(extractor, data.train, stop)
+        batches = _run(extractor, data.train, stop,
+                       augment=None if augment is None else functools.partial(augment, epoch=epoch))
         if batches is None:
             return None
         # Files that failed to decode were dropped from the batches: the rest keep the order.
@@ -241,12 +244,33 @@ def compute_features(model: Any, data: Any, copies: int, *, first_epoch: int,
                      validation=validation[0], validation_labels=validation[1])
 
 
-def _run(extractor: Any, dataset: Any, stop: threading.Event) -> tuple[np.ndarray, np.ndarray] | None:
-    """Features and labels of every batch of ``dataset``; None when stopped or empty."""
+def _step_augmenter(data: Any):
+    """With augmentation in the training step (the pipeline leaves images as decoded): a
+    compiled ``(images, labels, epoch, batch) -> (images, labels)`` that augments a batch as
+    the training step would; else None."""
+    if not data.augment_in_step:
+        return None
+    import tensorflow as tf
+
+    augmenter = data.augmenter
+    compiled = tf.function(lambda images, labels, epoch, batch: augmenter(images, labels, key=(epoch, batch)))
+
+    def augment(images, labels, batch: int, *, epoch: int):
+        return compiled(images, labels, tf.constant(epoch, tf.int64), tf.constant(batch, tf.int64))
+
+    return augment
+
+
+def _run(extractor: Any, dataset: Any, stop: threading.Event,
+         augment: Any = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Features and labels of every batch of ``dataset`` (each batch augmented first by
+    ``augment(images, labels, batch_index)`` when given); None when stopped or empty."""
     features, labels = [], []
-    for images, batch_labels in dataset:
+    for batch, (images, batch_labels) in enumerate(dataset):
         if stop.is_set():
             return None
+        if augment is not None:
+            images, batch_labels = augment(images, batch_labels, batch)
         features.append(np.asarray(extractor.predict_on_batch(images), dtype=np.float32))
         labels.append(np.asarray(batch_labels, dtype=np.float32))
     if not features:

@@ -18,6 +18,7 @@ from training.engine.checkpoint import ResumableEarlyStopping, ResumableReduceLR
 from training.engine.optim import build_phase_optimizer
 from training.engine.recipe import PhasePlan, phase_plan
 from training.engine.state import RunState
+from training.engine.tensorboard import tensorboard_callbacks
 from training.events import EventCallback
 from training.rundir import BEST_MODEL, SNAPSHOT_DIR
 
@@ -70,7 +71,8 @@ def probes_gradients(config: Config, classifier: Any) -> bool:
 
 def phase_callbacks(config: Config, data: Any, state: RunState, *, emit: EventCallback,
                     stop: threading.Event, run_dir: Path, diagnostics: Diagnostics,
-                    restored: dict[str, Any], gradient_probe: GradientProbe | None = None) -> list:
+                    restored: dict[str, Any], gradient_probe: GradientProbe | None = None,
+                    probe_batch: tuple | None = None) -> list:
     """The callbacks of one phase's ``fit``, in order.
 
     Order matters: the data's epoch is fixed first; EMA weights are swapped in before the
@@ -80,6 +82,8 @@ def phase_callbacks(config: Config, data: Any, state: RunState, *, emit: EventCa
     Args:
         data: the run's ``training.data.pipeline.DataBundle``.
         restored: the early-stopping and plateau counters of a resumed checkpoint.
+        probe_batch: images and labels for the gradient histograms of
+            ``training.tensorboard_histograms``.
     """
     callbacks: list = [keras.callbacks.LambdaCallback(
         on_epoch_begin=lambda epoch, logs: data.start_epoch(epoch))]
@@ -102,6 +106,8 @@ def phase_callbacks(config: Config, data: Any, state: RunState, *, emit: EventCa
             factor=config.schedule.decay_rate, patience=config.schedule.plateau_patience,
             min_lr=config.schedule.min_learning_rate, verbose=0)
     callbacks += list(stateful.values())
+    callbacks += tensorboard_callbacks(run_dir, state, histograms=config.training.tensorboard_histograms,
+                                       probe_batch=probe_batch)
     snapshots = snapshot_saver(config, state.phase, data.steps_per_epoch, run_dir, emit)
     if snapshots is not None:
         callbacks.append(snapshots)

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import gc
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Sequence
 
 import keras
@@ -58,6 +58,8 @@ class Decision:
         reasons: one clause per choice, for the run's log.
         device: what it was decided for: "CPU" or e.g. "GPU NVIDIA H100, compute 9.0".
         warnings: a forced setting where it does not pay.
+        augment_in_step: augmentation runs inside the training step (Keras layers on the
+            accelerator, ``training.engine.step_augmentation``) rather than in the input pipeline.
     """
 
     policy: str
@@ -65,6 +67,7 @@ class Decision:
     reasons: tuple[str, ...]
     device: str = "CPU"
     warnings: tuple[str, ...] = ()
+    augment_in_step: bool = False
 
     @property
     def mixed(self) -> bool:
@@ -89,10 +92,12 @@ def decide(config: Any, gpus: Sequence[GpuInfo]) -> Decision:
     gpu = gpus[0] if gpus else None
     mixed, mixed_reason, mixed_warning = _mixed_precision(config.training.mixed_precision, gpu)
     xla, xla_reason, xla_warning = _xla(config.training.jit_compile, gpu)
+    in_step, xla, place_reasons = _augmentation_place(config, gpu, xla, xla_reason)
     return Decision(policy="mixed_float16" if mixed else "float32", jit_compile=xla,
-                    reasons=(mixed_reason, xla_reason),
+                    reasons=(mixed_reason, *place_reasons),
                     device="CPU" if gpu is None else f"GPU {gpu.describe()}",
-                    warnings=tuple(w for w in (mixed_warning, xla_warning) if w))
+                    warnings=tuple(w for w in (mixed_warning, xla_warning) if w),
+                    augment_in_step=in_step)
 
 
 def _capability(gpu: GpuInfo) -> str:
@@ -139,9 +144,72 @@ def _xla(setting: str, gpu: GpuInfo | None) -> tuple[bool, str, str]:
     return True, "XLA on (compiled training steps: faster after a slower first step)", ""
 
 
-def decide_for_run(config: Any) -> Decision:
-    """``decide`` for this machine's GPUs."""
-    return decide(config, device.list_gpus())
+def _augmentation_place(config: Any, gpu: GpuInfo | None, xla: bool,
+                        xla_reason: str) -> tuple[bool, bool, tuple[str, ...]]:
+    """(augment in the training step, XLA, reasons) for ``training.augment_in``.
+
+    Some Keras augmentation layers have no XLA kernel (``XLA_AUGMENTATIONS`` lists those that
+    compile): inside an XLA-compiled training step they cannot run. ``auto`` then gives up
+    XLA on a GPU (``training.jit_compile`` "auto"), or augments in the input pipeline when
+    XLA was asked for ("on"). Both forced is refused.
+    """
+    from training.data.augment import XLA_AUGMENTATIONS, active_augmentations
+
+    setting = config.training.augment_in
+    names = active_augmentations(config.augmentation)
+    if not names:
+        return False, xla, (xla_reason,)
+    if setting == "input_pipeline":
+        return False, xla, (xla_reason, 'augmentation in the input pipeline (`training.augment_in` is '
+                                        '"input_pipeline")')
+    if setting == "training_step":
+        in_step, why = True, 'augmentation in the training step (`training.augment_in` is "training_step")'
+    elif gpu is None:
+        return False, xla, (xla_reason, "augmentation in a parallel input pipeline on the CPU")
+    else:
+        in_step, why = True, "augmentation in the training step on the GPU (the CPU only decodes)"
+    no_xla = [name for name in names if name not in XLA_AUGMENTATIONS]
+    if not (xla and no_xla):
+        return in_step, xla, (xla_reason, why)
+    listed = ", ".join(no_xla)
+    if config.training.jit_compile != "on":
+        return True, False, (f"XLA off ({listed} cannot compile under XLA inside the training step; "
+                             '`training.augment_in` "input_pipeline" keeps XLA)', why)
+    if setting == "auto":
+        return False, True, (xla_reason, f"augmentation in the input pipeline (XLA is on and {listed} "
+                                         "cannot compile under XLA)")
+    raise ValueError(
+        f'`training.jit_compile` is "on" and `training.augment_in` is "training_step", but {listed} '
+        'cannot compile under XLA (no XLA kernel). Set `training.augment_in` to "input_pipeline" or '
+        '`training.jit_compile` to "auto", or turn those augmentations off.')
+
+
+def decide_for_run(config: Any, checkpoint_policy: str | None = None) -> Decision:
+    """``decide`` for this machine's GPUs; a resumed run keeps its checkpoint's policy.
+
+    Args:
+        checkpoint_policy: the policy the checkpoint of a resumed run was written in. Its
+            optimizer state restores only under that policy (a mixed_float16 optimizer holds a
+            loss scale), so a run moved to another machine goes on in it, and says so.
+    """
+    decision = decide(config, device.list_gpus())
+    return keep_checkpoint_policy(decision, checkpoint_policy)
+
+
+def keep_checkpoint_policy(decision: Decision, checkpoint_policy: str | None) -> Decision:
+    """``decision`` with the checkpoint's policy when the two differ, with the reason and, for
+    float16 on a CPU, a warning."""
+    if checkpoint_policy is None or checkpoint_policy == decision.policy:
+        return decision
+    mixed = checkpoint_policy == "mixed_float16"
+    reason = (f"{'mixed precision' if mixed else 'float32'} kept from the checkpoint, which was written in "
+              f"{checkpoint_policy} (its optimizer state restores only in the same precision)")
+    warnings = decision.warnings
+    if mixed and decision.device == "CPU":
+        warnings += ("This run was checkpointed in mixed precision (on a GPU) and goes on in it on a CPU, "
+                     "which emulates float16: much slower. Resume it on a GPU, or start a new run here.",)
+    return replace(decision, policy=checkpoint_policy, reasons=(reason, *decision.reasons[1:]),
+                   warnings=warnings)
 
 
 def use_precision(decision: Decision) -> None:

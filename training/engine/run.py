@@ -19,6 +19,7 @@ This module imports Keras; ``training.api`` imports it only when a run starts.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -70,6 +71,7 @@ from training.engine.recipe import (
 )
 from training.engine.resume import ResumeRefused, check_same_classes, prepare_resume
 from training.engine.state import RunState
+from training.engine.step_augmentation import StepAugmentation
 from training.engine.summary import now_iso, run_summary
 from training.events import EventCallback, Failed, Finished, Log, PhaseChanged, RunStarted
 from training.rundir import (
@@ -255,7 +257,7 @@ class TrainingSession:
         # records the rate the fine-tuning phase really uses.
         self.plan = phase_plan(config)
         config.training.fine_tune_learning_rate = fine_tune_learning_rate(config)
-        self.precision = decide_for_run(config)
+        self.precision = decide_for_run(config, None if self.resume is None else self.resume.policy)
         self.device = describe_device(self.precision.policy)
         self.emit(RunStarted(run_dir=str(self.run_dir), device=self.device, config=config.to_dict()))
         for line in self.precision.logs():
@@ -282,7 +284,8 @@ class TrainingSession:
         self.emit(Log(f"Scanning {config.data.dir} ..."))
         augmenter = build_augmenter(config.augmentation, image_size=self.image_size,
                                     seed=config.training.seed)
-        data = prepare_data_bundle(config.data, self.image_size, augmenter=augmenter, seed=config.data.seed)
+        data = prepare_data_bundle(config.data, self.image_size, augmenter=augmenter, seed=config.data.seed,
+                                   augment_in_step=self.precision.augment_in_step)
         if self.resume is None:
             write_labels(self.run_dir, data.classes)
         else:
@@ -372,15 +375,23 @@ class TrainingSession:
             self.resume = None
         callbacks = phase_callbacks(config, data, state, emit=self.emit, stop=self.stop,
                                     run_dir=self.run_dir, diagnostics=self.diagnostics,
-                                    restored=restored, gradient_probe=self._gradient_probe(classifier))
+                                    restored=restored, gradient_probe=self._gradient_probe(classifier),
+                                    probe_batch=(fixed_batch(data, self.image_size)
+                                                 if config.training.tensorboard_histograms else None))
         early = next((c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)), None)
         if initial_epoch < first_epoch + plan.epochs:
             # A frozen backbone's head phase may train the head alone on cached features.
             fit = fit_inputs(classifier, config, phase, data, callbacks, emit=self.emit, stop=self.stop,
                              epochs=(first_epoch, plan.epochs))
-            fit.model.fit(fit.train, validation_data=fit.validation, epochs=first_epoch + plan.epochs,
-                          initial_epoch=initial_epoch, class_weight=data.class_weight,
-                          callbacks=callbacks, shuffle=False, verbose=0)  # the pipeline shuffles
+            augmenting = contextlib.nullcontext()
+            if data.augment_in_step and not fit.cached:  # cached features were augmented already
+                step_augmentation = StepAugmentation(data.augmenter)
+                callbacks.insert(1, step_augmentation)  # the key's epoch, with the data's
+                augmenting = step_augmentation.augmenting(fit.model)
+            with augmenting:
+                fit.model.fit(fit.train, validation_data=fit.validation, epochs=first_epoch + plan.epochs,
+                              initial_epoch=initial_epoch, class_weight=data.class_weight,
+                              callbacks=callbacks, shuffle=False, verbose=0)  # the pipeline shuffles
         self.data_report.report_decode_failures()
         if state.stop_reason:
             return state.stop_reason

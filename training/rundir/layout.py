@@ -12,6 +12,7 @@
     evaluation/       the best model scored on the validation images (``training.evaluation``);
                       evaluation-test/ on the held-out test images, evaluation-*/ other evaluations
     snapshots/        with ``schedule.save_snapshots``: the model at the end of each cosine-restarts cycle
+    tensorboard/      TensorBoard logs (``training.engine.tensorboard``)
     .lock             exists while a process writes the folder (``training.rundir.lock``)
 """
 

@@ -114,7 +114,9 @@ def _data_report_problem(report: Any) -> str:
 
 # -- the checkpoint's state.json ---------------------------------------------------------------
 STATE_KEYS = ("epoch", "phase", "global_step", "weights_file", "best_value", "best_epoch",
-              "best_metrics", "history", "seed_states", "callbacks")
+              "best_metrics", "history", "seed_states", "callbacks", "policy")
+# Keys a checkpoint written before they existed lacks (``policy``: float32 then).
+OPTIONAL_STATE_KEYS = ("policy",)
 
 
 def read_checkpoint_state(path: Path, *, complete: bool = True) -> dict[str, Any] | None:
@@ -179,6 +181,7 @@ _STATE_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
         "a list of lists of whole numbers"),
     "callbacks": (lambda v: isinstance(v, dict) and all(isinstance(s, dict) for s in v.values()),
                   "an object of objects"),
+    "policy": (lambda v: v in ("float32", "mixed_float16"), '"float32" or "mixed_float16"'),
 }
 
 
@@ -189,7 +192,8 @@ def state_problem(state: Any, *, complete: bool = True) -> str:
     unknown = sorted(set(state) - set(STATE_KEYS))
     if unknown:
         return f"unknown key `{unknown[0]}` (known: {', '.join(STATE_KEYS)})"
-    missing = [key for key in (STATE_KEYS if complete else ("epoch",)) if key not in state]
+    required = [key for key in STATE_KEYS if key not in OPTIONAL_STATE_KEYS] if complete else ["epoch"]
+    missing = [key for key in required if key not in state]
     if missing:
         return f"the key `{missing[0]}` is missing"
     for key, value in state.items():

@@ -3,6 +3,7 @@ a fresh model, and small batches of decoded images."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
@@ -17,6 +18,7 @@ from training.data.augment import build_augmenter
 from training.data.images import ImageLoadError, load_image
 from training.data.pipeline import prepare_data
 from training.data.sample import resolve_data_dir
+from training.engine.precision import decide_for_run, reset_precision, use_precision
 from training.engine.recipe import fine_tune_learning_rate, resolve_mode
 from training.events import Event, Hint, Log
 
@@ -28,6 +30,19 @@ class Setup:
     config: Config
     image_size: int
     data: Any                              # training.data.pipeline.DataBundle
+    precision: Any = None                  # training.engine.precision.Decision
+
+
+def keeps_float32_after(tool: Callable) -> Callable:
+    """A sanity tool builds its models in the run's precision (``build``); the engine process
+    goes back to float32 when the tool ends, as after a run."""
+    @functools.wraps(tool)
+    def wrapped(*args, **kwargs):
+        try:
+            return tool(*args, **kwargs)
+        finally:
+            reset_precision()
+    return wrapped
 
 
 def prepare(config: Config, *, augment: bool, on_event: EventCallback) -> Setup:
@@ -48,7 +63,13 @@ def prepare(config: Config, *, augment: bool, on_event: EventCallback) -> Setup:
     augmenter = (build_augmenter(config.augmentation, image_size=image_size, seed=config.training.seed)
                  if augment else None)
     data = prepare_data(config.data, image_size, augmenter=augmenter, seed=config.data.seed)
-    return Setup(config, image_size, data)
+    # The precision and XLA of the run (``training.mixed_precision``, ``training.jit_compile``);
+    # the tools augment in the input pipeline, wherever the run would.
+    precision = decide_for_run(replace(config, training=replace(config.training, augment_in="input_pipeline")))
+    on_event(Log(precision.describe()))
+    for warning in precision.warnings:
+        on_event(Log(warning, level="warning"))
+    return Setup(config, image_size, data, precision)
 
 
 def build(setup: Setup, regularization: Any, head_dropout: float | None = None):
@@ -60,6 +81,8 @@ def build(setup: Setup, regularization: Any, head_dropout: float | None = None):
     if head_dropout is not None:
         model_cfg = replace(model_cfg, head=replace(model_cfg.head, dropout=head_dropout))
     keras.utils.set_random_seed(config.training.seed)
+    if setup.precision is not None:
+        use_precision(setup.precision)
     return build_classifier(model_cfg, regularization, image_size=setup.image_size,
                             num_classes=len(setup.data.classes), seed=config.training.seed)
 

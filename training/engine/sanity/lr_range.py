@@ -17,7 +17,15 @@ from training.diagnostics.wording import learning_rate_key, rounded_rate
 from training.engine.optim import build_optimizer
 from training.engine.phase import set_trainable
 from training.engine.recipe import first_phase, frozen_random_backbone, phase_learning_rate
-from training.engine.sanity.common import EventCallback, Setup, build, emit_hints, prepare, quiet
+from training.engine.sanity.common import (
+    EventCallback,
+    Setup,
+    build,
+    emit_hints,
+    keeps_float32_after,
+    prepare,
+    quiet,
+)
 from training.events import Hint, Log
 
 # The smoothing of the loss curve (fastai: 0.98, with bias correction), and the end of the
@@ -71,6 +79,7 @@ class ExponentialRange(keras.optimizers.schedules.LearningRateSchedule):
         return {"min_lr": self.min_lr, "max_lr": self.max_lr, "steps": self.steps}
 
 
+@keeps_float32_after
 def lr_range_test(config: Config, *, steps: int = 150, min_lr: float = 1e-7, max_lr: float = 10.0,
                   model: keras.Model | None = None, on_event: EventCallback | None = None,
                   stop: threading.Event | None = None) -> LRRangeResult:
@@ -110,7 +119,8 @@ def lr_range_test(config: Config, *, steps: int = 150, min_lr: float = 1e-7, max
     schedule = ExponentialRange(min_lr, max_lr, steps)
     throwaway.compile(optimizer=build_optimizer(config.optimizer, schedule),
                       loss=keras.losses.CategoricalCrossentropy(
-                          label_smoothing=config.regularization.label_smoothing))
+                          label_smoothing=config.regularization.label_smoothing),
+                      jit_compile=setup.precision.jit_compile)
     on_event(Log(f"Learning-rate range test: {steps} batches from {min_lr:.0e} to {max_lr:.0e} ..."))
     rates, raw, smoothed = [], [], []
     average, best, diverged, stopped = 0.0, math.inf, False, False

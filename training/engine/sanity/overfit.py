@@ -20,6 +20,7 @@ from training.engine.sanity.common import (
     EventCallback,
     build,
     emit_hints,
+    keeps_float32_after,
     load,
     no_regularization,
     prepare,
@@ -50,6 +51,7 @@ class OverfitResult:
         return self.reached
 
 
+@keeps_float32_after
 def overfit_tiny_subset(config: Config, *, images: int = 20, max_epochs: int = 150,
                         on_event: EventCallback | None = None,
                         stop: threading.Event | None = None) -> OverfitResult:
@@ -67,7 +69,8 @@ def overfit_tiny_subset(config: Config, *, images: int = 20, max_epochs: int = 1
     rate = phase_learning_rate(config, first_phase(config))
     model = classifier.model
     model.compile(optimizer=build_optimizer(config.optimizer, rate),
-                  loss=keras.losses.CategoricalCrossentropy(), metrics=["accuracy"])
+                  loss=keras.losses.CategoricalCrossentropy(), metrics=["accuracy"],
+                  jit_compile=setup.precision.jit_compile)
     on_event(Log(f"Overfitting {len(x)} images (at most {max_epochs} epochs, learning rate {rate:.3g}) ..."))
     recorder = _OverfitRecorder(stop, on_event, max_epochs)
     model.fit(x, y, batch_size=min(config.data.batch_size, len(x)), epochs=max_epochs, shuffle=True,

@@ -18,6 +18,7 @@ from training.engine.sanity.common import (
     EventCallback,
     build,
     emit_hints,
+    keeps_float32_after,
     load,
     no_regularization,
     prepare,
@@ -51,6 +52,7 @@ class SetupCheck:
         return not self.stopped and not any(h.severity in ("warning", "error") for h in self.hints)
 
 
+@keeps_float32_after
 def check_setup(config: Config, *, batches: int = 3, on_event: EventCallback | None = None,
                 stop: threading.Event | None = None) -> SetupCheck:
     """The data checks of a run, the loss at init against ln(C), and L2 that raises it.
