@@ -25,6 +25,15 @@ def stop_run_before_close(qtbot, timeout: int = 60000):
 
 
 @pytest.fixture(autouse=True)
+def private_runs_root(tmp_path_factory, monkeypatch):
+    """Runs named without --out go to a fresh folder per test (FINETUNE_STUDIO_RUNS), never
+    into the user's data directory or the current folder."""
+    root = tmp_path_factory.mktemp("runs-root")
+    monkeypatch.setenv("FINETUNE_STUDIO_RUNS", str(root))
+    return root
+
+
+@pytest.fixture(autouse=True)
 def private_qsettings(tmp_path_factory):
     """A window made without ``settings=`` reads and writes QSettings (and the last session's
     settings beside them) in a fresh folder per test, never the user's own, so nothing a

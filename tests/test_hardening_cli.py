@@ -192,9 +192,11 @@ def test_out_under_a_folder_that_cannot_be_entered_exits_2(tmp_path, dataset, mo
 def test_a_deleted_current_folder_is_a_usage_error(tmp_path, dataset):
     gone = tmp_path / "gone"
     gone.mkdir()
-    script = f'cd "{gone}" && rmdir "{gone}" && exec "{sys.executable}" "{ROOT / "main.py"}" train --data "{dataset}"'
+    # A relative --out: the default run folder is under the (absolute) runs root.
+    script = (f'cd "{gone}" && rmdir "{gone}" && exec "{sys.executable}" "{ROOT / "main.py"}" train '
+              f'--data "{dataset}" --out run')
     result = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, timeout=60,
-                            env=BASE_ENV)
+                            env={**BASE_ENV, "FINETUNE_STUDIO_RUNS": str(tmp_path / "runs")})
     assert_clean_failure(result, 2, "current folder")
 
 

@@ -40,6 +40,7 @@ from training.api import Config, ConfigError, SplitPlan, default_config, scan_fo
 from training.config import BUILTIN_SAMPLE, DataConfig, knob_of
 from training.data.check import DataCheck, SmallClass
 from training.data.images import ImageLoadError, load_thumbnail
+from training.experiments.runs_root import default_runs_root
 from training.files import display_path, is_folder
 
 THUMBNAIL_PX = 56
@@ -332,7 +333,7 @@ class DataPanel(ConfigForm):
         sample.setToolTip("A small generated data set of coloured shapes, to try the app.")
         sample.clicked.connect(lambda: self.set_folder(BUILTIN_SAMPLE))
         form.addRow("", sample)
-        self.runs_dir_edit = QLineEdit("runs")
+        self.runs_dir_edit = QLineEdit(str(default_runs_root()))
         self.runs_dir_edit.setObjectName("runsDir")
         self.runs_dir_edit.setToolTip(tooltip("ui.runs_dir"))
         form.addRow("Runs folder:", self.runs_dir_edit)
@@ -433,7 +434,7 @@ class DataPanel(ConfigForm):
             self.recent.addItem(folder, folder)
 
     def runs_dir(self) -> Path:
-        return Path(self.runs_dir_edit.text().strip() or "runs").expanduser().absolute()
+        return Path(self.runs_dir_edit.text().strip() or default_runs_root()).expanduser().absolute()
 
     def _on_recent_activated(self, index: int) -> None:
         folder = self.recent.itemData(index)

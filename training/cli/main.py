@@ -1,5 +1,5 @@
-"""Command line: ``python main.py train | config | predict | check | overfit | lr-find | export | evaluate``
-(``gui`` is dispatched by main.py).
+"""Command line: ``python main.py train | config | predict | check | overfit | lr-find | export | evaluate
+| runs | compare | search`` (``gui`` is dispatched by main.py).
 
 Exit codes (README, "Command line"):
 
@@ -29,6 +29,8 @@ import traceback
 from training.cli import evaluate as evaluate_command
 from training.cli import export as export_command
 from training.cli import predict as predict_command
+from training.cli import runs as runs_command
+from training.cli import search as search_command
 from training.cli import tools as tool_commands
 from training.cli import train as train_command
 from training.cli.common import (
@@ -58,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train from a JSON config and record the run")
     train.add_argument("config", nargs="?", help="config JSON (default: the built-in defaults)")
     train.add_argument("--data", help="image folder, one subfolder per class (sets data.dir)")
-    train.add_argument("--out", help="run folder to create (default: runs/<time>-<backbone>)")
+    train.add_argument("--out", help="run folder to create (default: a new folder under the runs root)")
+    train.add_argument("--root", help="the runs root: the new run's folder is named <time>-<backbone> in it "
+                                      "(default: $FINETUNE_STUDIO_RUNS, else the app's folder in the user "
+                                      "data directory; see `runs`)")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key, e.g. --set optimizer.learning_rate=1e-4 "
                             "(value as JSON; repeatable)")
@@ -83,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     tool_commands.add_parsers(sub)
     export_command.add_parsers(sub)
     evaluate_command.add_parsers(sub)
+    runs_command.add_parsers(sub)
+    search_command.add_parser(sub)
     sub.add_parser("gui", help="start the desktop app (default when no command is given)")
     return parser
 
@@ -91,7 +98,8 @@ def main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     commands = {"train": train_command.run, "config": _config, "predict": predict_command.run,
-                "export": export_command.run, "evaluate": evaluate_command.run}
+                "export": export_command.run, "evaluate": evaluate_command.run,
+                "runs": runs_command.run, "compare": runs_command.run, "search": search_command.run}
     command = commands.get(args.command) or (tool_commands.run if args.command in tool_commands.COMMANDS else None)
     if command is None:
         parser.print_help()

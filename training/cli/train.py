@@ -28,17 +28,19 @@ from training.files import file_kind, is_regular_file, path_problem
 from training.rundir import CONFIG_FILE
 
 
-def default_run_dir(config: Config) -> Path:
+def default_run_dir(config: Config, root: str | None = None) -> Path:
+    """A new folder under the runs root (``--root``, else ``training.experiments.runs_root``)."""
+    from training.experiments import runs_root
     from training.rundir import next_run_dir
 
-    return next_run_dir("runs", config.model.backbone)
+    return next_run_dir(runs_root(root), config.model.backbone)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.resume:
-        if args.config or args.data or args.out or args.overrides:
+        if args.config or args.data or args.out or args.root or args.overrides:
             print_error("--resume continues a run with its own config.json; it takes no CONFIG, "
-                   "--data, --out or --set.")
+                   "--data, --out, --root or --set.")
             return EXIT_USAGE
         run_dir = absolute(args.resume)
         problem = path_problem(run_dir, want="folder")
@@ -48,14 +50,20 @@ def run(args: argparse.Namespace) -> int:
 
         return _run_with_progress(lambda stop, printer: resume_training(
             run_dir, on_event=printer, stop=stop), args.quiet, run_dir)
+    if args.out and args.root:
+        raise UsageError("--out names the run folder itself and --root the folder a new run folder is "
+                         "named in; give one of them.")
     try:
         config = load_train_config(args)
         check_config_paths(config)
-        run_dir = absolute(args.out if args.out else default_run_dir(config))
+        run_dir = absolute(args.out if args.out else default_run_dir(config, args.root))
     except OSError as error:
         raise UsageError(f"Cannot use the arguments: {error.strerror or error} "
                          f"({shown(os.fsdecode(error.filename or ''))}).") from None
     problem = out_problem(run_dir)
+    if problem and not args.out:
+        raise UsageError(f"The runs root cannot hold a new run folder ({run_dir}): {problem}. Choose "
+                         "another folder with --root (or FINETUNE_STUDIO_RUNS), or a run folder with --out.")
     if problem:
         raise UsageError(f"--out cannot be used as a run folder: {problem}. Choose a new or empty "
                          "folder with --out.")
