@@ -25,7 +25,7 @@ from training.cli.progress import ProgressPrinter
 from training.cli.signals import StopOnSignals
 from training.config import Config
 from training.files import file_kind, is_regular_file, path_problem
-from training.rundir import CONFIG_FILE
+from training.rundir import CONFIG_FILE, DATA_FILES_FILE
 
 
 def default_run_dir(config: Config, root: str | None = None) -> Path:
@@ -70,11 +70,14 @@ def run(args: argparse.Namespace) -> int:
 
     from training.api import run_training
 
+    # A run's own config.json: say afterwards whether the new run reproduced that run.
+    source = Path(args.config).parent if args.config and is_regular_file(
+        Path(args.config).parent / DATA_FILES_FILE) else None
     return _run_with_progress(lambda stop, printer: run_training(
-        config, run_dir=run_dir, on_event=printer, stop=stop), args.quiet, run_dir)
+        config, run_dir=run_dir, on_event=printer, stop=stop), args.quiet, run_dir, reproducing=source)
 
 
-def _run_with_progress(start, quiet: bool, run_dir: Path) -> int:
+def _run_with_progress(start, quiet: bool, run_dir: Path, reproducing: Path | None = None) -> int:
     quiet_start()  # TensorFlow without its start-up notices on the terminal
     printer = ProgressPrinter(sys.stderr, quiet=quiet)
     with StopOnSignals(printer.note) as signals:
@@ -93,6 +96,11 @@ def _run_with_progress(start, quiet: bool, run_dir: Path) -> int:
     if not _saved_model(result):
         printer.note(_no_model_message(result))
         return EXIT_FAILED
+    if reproducing is not None:
+        from training.experiments.reproduce import reproduction_report
+
+        for line in reproduction_report(reproducing, result.run_dir):
+            printer.note(line)
     print(result.run_dir)
     return EXIT_OK
 

@@ -65,6 +65,7 @@ class DataBundle:
     train_files: list[str] = field(default_factory=list)
     validation_files: list[str] = field(default_factory=list)
     validation_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    train_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     train_order: EpochOrder | None = None
     augmenter: Augmenter | None = None
     # True: ``train`` is not augmented; the engine augments inside the training step.
@@ -502,6 +503,7 @@ def _bundle(data_cfg, image_size, augmenter, seed, scan, validation_scan, classe
         decode_failures=failures, warnings=warnings,
         train_files=[str(f) for f in train_files], validation_files=[str(f) for f in validation_files],
         validation_labels=np.asarray(validation_labels, dtype=np.int64),
+        train_labels=np.asarray(train_labels, dtype=np.int64),
         train_order=order, augmenter=augmenter,
     )
 

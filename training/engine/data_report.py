@@ -18,6 +18,7 @@ from training.data.pipeline import describe_failures
 from training.events import EventCallback, Log
 from training.files import display_path
 from training.rundir import DATA_REPORT_FILE, write_json_atomic
+from training.rundir.data_files import data_files_record, write_data_files
 
 
 class DataReportFile:
@@ -64,3 +65,14 @@ class DataReportFile:
         report["train_images"] = data.train_count - len(failed.intersection(data.train_files))
         report["validation_images"] = data.validation_count - len(failed.intersection(data.validation_files))
         write_json_atomic(self.run_dir / DATA_REPORT_FILE, report)
+
+
+def record_data_files(run_dir: Path, data: Any, data_cfg: Any) -> None:
+    """Writes data_files.json: every file of each split with its class and content hash
+    (``training.rundir.data_files``), what reproducing the run needs besides config.json."""
+    root = data_cfg.dir
+    roots = {"train": root, "validation": data_cfg.validation_dir or root, "test": data_cfg.test_dir or root}
+    splits = {"train": (data.train_files, data.train_labels),
+              "validation": (data.validation_files, data.validation_labels),
+              "test": (data.test_files, data.test_labels)}
+    write_data_files(run_dir, data_files_record(splits, data.classes, roots))

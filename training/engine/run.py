@@ -41,7 +41,7 @@ from training.diagnostics.gradients import GradientProbe, fixed_batch
 from training.diagnostics.hints import frozen_random_backbone as frozen_random_backbone_hint
 from training.diagnostics.monitor import Diagnostics
 from training.engine.checkpoint import ResumeState, restore_checkpoint
-from training.engine.data_report import DataReportFile
+from training.engine.data_report import DataReportFile, record_data_files
 from training.engine.device import describe_device
 from training.engine.download import fetch_imagenet_weights
 from training.engine.errors import StopRequested, user_message
@@ -294,6 +294,8 @@ class TrainingSession:
         self.emit(report)
         self.data_report = DataReportFile(self.run_dir, data, self.emit, writing=self.writing)
         self.data_report.write()
+        if self.resume is None:
+            record_data_files(self.run_dir, data, config.data)
         self.emit(Log("Checking the data: class balance, validation size, duplicates across "
                       "the split ..."))
         self.diagnostics = Diagnostics(

@@ -34,6 +34,7 @@ from training.rundir.layout import (
     BEST_MODEL,
     CHECKPOINT_DIR,
     CONFIG_FILE,
+    DATA_FILES_FILE,
     DATA_REPORT_FILE,
     EVALUATION_DIR,
     EVENTS_FILE,
@@ -58,6 +59,7 @@ from training.rundir.reading import (
     STATE_KEYS,
     read_checkpoint_state,
     read_events,
+    read_metrics,
     read_run_config,
     read_summary,
     state_problem,
@@ -85,7 +87,7 @@ from training.rundir.writing import (
 )
 
 __all__ = [
-    "BEST_MODEL", "CHECKPOINT_DIR", "EVALUATION_DIR", "SNAPSHOT_DIR", "CONFIG_FILE", "DATA_REPORT_FILE", "EVENTS_FILE",
+    "BEST_MODEL", "CHECKPOINT_DIR", "EVALUATION_DIR", "SNAPSHOT_DIR", "CONFIG_FILE", "DATA_FILES_FILE", "DATA_REPORT_FILE", "EVENTS_FILE",
     "KERAS_TEMP_DIR", "LABEL_FILES", "LOCK_FILE", "METRICS_COLUMNS", "METRICS_FILE", "PHASES",
     "REPLACED_FILES", "RUN_FILES", "STATE_FILE", "STATE_KEYS", "SUMMARY_FILE", "WEIGHTS_NAME",
     "ResumeCheck", "ResumePlan", "RunDirError", "RunLock", "RunRecorder",
@@ -93,7 +95,7 @@ __all__ = [
     "clear_unfinished_start", "disk_full_message", "export_best_model", "fan_out",
     "inspect_resume", "is_disk_full", "keras_temp_folder", "lock_holder", "lock_run_dir",
     "next_run_dir", "open_for_append", "prepare_run_dir", "read_checkpoint_state", "read_events",
-    "read_run_config", "read_summary", "remove_leftovers", "require_run_folder", "resume_problem",
+    "read_metrics", "read_run_config", "read_summary", "remove_leftovers", "require_run_folder", "resume_problem",
     "state_problem", "verify_keras_archive", "write_json_atomic", "write_metrics_csv",
     "write_text_atomic",
 ]

@@ -6,6 +6,7 @@
     events.jsonl      every event, one JSON object a line
     metrics.csv       one row an epoch
     data_report.json  the images used, skipped and ignored
+    data_files.json   every training, validation and test file with its class and content hash
     best.keras        the best model by the monitored validation metric
     summary.json      best epoch and metrics, why it stopped, time, device, versions
     checkpoint/       state.json and the weights of the last completed epoch (``training.engine.checkpoint``)
@@ -30,6 +31,7 @@ EVENTS_FILE = "events.jsonl"
 METRICS_FILE = "metrics.csv"
 SUMMARY_FILE = "summary.json"
 DATA_REPORT_FILE = "data_report.json"
+DATA_FILES_FILE = "data_files.json"
 BEST_MODEL = "best.keras"
 LABELS_JSON = "labels.json"
 LABELS_TXT = "labels.txt"

@@ -7,7 +7,9 @@ traceback.
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,6 +20,7 @@ from training.rundir.layout import (
     CONFIG_FILE,
     DATA_REPORT_FILE,
     EVENTS_FILE,
+    METRICS_FILE,
     PHASES,
     STATE_FILE,
     SUMMARY_FILE,
@@ -233,3 +236,36 @@ def closed_run_problem(run_dir: Path, when_busy: str) -> str | None:
     if holder is not None:
         return f"{run_dir} is being written by a run (process {holder or 'unknown'}): {when_busy}"
     return None
+
+
+# -- metrics.csv ------------------------------------------------------------------------------
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """A run's metrics.csv, one dict an epoch with its columns (``METRICS_COLUMNS``): ``epoch``
+    an int, ``phase`` a string, the others floats (NaN where the run recorded none). [] when
+    the run has recorded no epoch yet.
+
+    Raises:
+        training.rundir.RunDirError: metrics.csv cannot be read.
+    """
+    path = Path(run_dir) / METRICS_FILE
+    if lstat_kind(path) == "missing":
+        return []
+    try:
+        text = read_text(path, what="run's metrics.csv")
+    except FileReadError as error:
+        raise RunDirError(str(error)) from None
+    rows = []
+    for row in csv.DictReader(text.splitlines()):
+        try:
+            epoch = int(row.get("epoch") or "")
+        except ValueError:
+            continue  # a line cut short by a crash
+        values: dict[str, Any] = {"epoch": epoch, "phase": row.get("phase") or ""}
+        for key, text_value in row.items():
+            if key not in values and key is not None:
+                try:
+                    values[key] = float(text_value)
+                except (TypeError, ValueError):
+                    values[key] = math.nan
+        rows.append(values)
+    return rows
