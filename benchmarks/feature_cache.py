@@ -1,9 +1,10 @@
 """The feature cache against running the frozen backbone every epoch (issue 13, item 3).
 
-    .venv/bin/python benchmarks/feature_cache.py [--quick] [--size 96] [--epochs 6] [--rounds 2]
+    .venv/bin/python benchmarks/feature_cache.py [--quick] [--size 96] [--epochs 6] [--rounds 2] [--images N]
 
 The engine's head phase (``training.mode: head_only``) on MobileNetV2 at 96 px and the
-built-in sample, headless (``python main.py train --quiet``), each run in a fresh process,
+built-in sample (or ``--images N`` generated JPEGs: per-epoch costs of Keras weigh less on a
+bigger folder, so the ratio grows with it), headless (``python main.py train --quiet``), each run in a fresh process,
 ``training.feature_cache`` ``auto`` and ``off`` alternately, ``--rounds`` times. The
 backbone has random weights (ImageNet's cannot be downloaded offline); the time per epoch
 is the same, and a frozen random backbone still computes features a head can learn from.
@@ -27,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import median, python, result
+from benchmarks.common import bench_folder, median, python, result
 
 QUIET = {"augmentation.horizontal_flip": "false", "augmentation.rotation": "0", "augmentation.zoom": "0",
          "augmentation.translation": "0"}
@@ -61,13 +62,14 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--images", type=int, default=0, help="generated images instead of the built-in sample")
     args = parser.parse_args()
     epochs, rounds = (4, 1) if args.quick else (args.epochs, args.rounds)
     cases = ["exact"] if args.quick else ["exact", "augmented"]
 
     from training.data.sample import ensure_builtin_sample
 
-    data_dir = ensure_builtin_sample()
+    data_dir = bench_folder(args.images, args.size) if args.images else ensure_builtin_sample()
     print(f"{'case':<10} {'cache':<5} {'s/epoch':>8} {'img/s':>8} {'epoch 1 s':>9} {'run s':>7} {'val acc':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         for case in cases:
@@ -82,7 +84,7 @@ def main() -> None:
                           f"{figures['run_seconds']:>7.1f} {figures['val_accuracy']:>8.3f}", flush=True)
             off = median([r["epoch_seconds"] for r in runs["off"]])
             auto = median([r["epoch_seconds"] for r in runs["auto"]])
-            result("feature_cache", case=case, size=args.size, head_epochs=epochs, rounds=rounds,
+            result("feature_cache", case=case, size=args.size, images=args.images or "sample", head_epochs=epochs, rounds=rounds,
                    off_epoch_seconds=off, cached_epoch_seconds=auto, speedup=off / auto,
                    off_run_seconds=median([r["run_seconds"] for r in runs["off"]]),
                    cached_run_seconds=median([r["run_seconds"] for r in runs["auto"]]),

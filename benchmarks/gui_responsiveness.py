@@ -15,6 +15,10 @@
    built-in shapes sample, 1 head epoch + 1 fine-tuning epoch: full speed on a CPU.
 
 Target (issue 3): no stall over 50 ms while training runs; window within 2 s.
+
+``--attached [--epochs 5] [--rounds 2]`` measures only the GUI-attached ratio (issue 13: >= 0.95):
+seconds per epoch of the same fine-tuning run headless and in the window with live plots,
+alternated, the median of the epochs after the first (which traces and decodes).
 """
 
 from __future__ import annotations
@@ -82,7 +86,7 @@ class StallProbe:
         self._last = now
 
 
-def measure_run(mode: str, runs_dir: Path, epochs: int) -> dict:
+def measure_run(mode: str, runs_dir: Path, epochs: int, head_epochs: int | None = None) -> dict:
     from PySide6.QtCore import QEvent, QSettings
     from PySide6.QtWidgets import QApplication
 
@@ -92,7 +96,8 @@ def measure_run(mode: str, runs_dir: Path, epochs: int) -> dict:
     app = QApplication.instance()
     config = default_config().with_overrides({
         "data.dir": "builtin:shapes", "model.backbone": "MobileNetV2", "model.weights": "none",
-        "data.image_size": 96, "data.batch_size": 32, "training.head_epochs": epochs,
+        "data.image_size": 96, "data.batch_size": 32,
+        "training.head_epochs": epochs if head_epochs is None else head_epochs,
         "training.fine_tune_epochs": epochs, "training.fine_tune_layers": "all",
         "model.batch_norm_momentum": 0.9,
     })
@@ -149,10 +154,11 @@ def _epoch_seconds(run_dir: Path) -> list[float]:
     return [float(line.split(",")[column]) for line in lines[1:]]
 
 
-def headless_epoch_seconds(epochs: int = 1) -> list[float]:
+def headless_epoch_seconds(epochs: int = 1, head_epochs: int | None = None) -> list[float]:
     """The GUI's run, headless (``main.py train``), for the GUI-attached ratio."""
     sets = {"data.dir": "builtin:shapes", "model.backbone": "MobileNetV2", "model.weights": "none",
-            "data.image_size": 96, "data.batch_size": 32, "training.head_epochs": epochs,
+            "data.image_size": 96, "data.batch_size": 32,
+            "training.head_epochs": epochs if head_epochs is None else head_epochs,
             "training.fine_tune_epochs": epochs, "training.fine_tune_layers": "all",
             "model.batch_norm_momentum": 0.9}
     with tempfile.TemporaryDirectory() as tmp:
@@ -193,7 +199,7 @@ def measure_idle(seconds: float = 20.0) -> dict:
             "max_steady_stall_ms": max(stalls), "first_batch_after_s": float("nan")}
 
 
-def run_one(mode: str) -> dict:
+def run_one(mode: str, epochs: int = 1, head_epochs: int | None = None) -> dict:
     """One measurement in this (fresh) process."""
     from PySide6.QtWidgets import QApplication
 
@@ -206,19 +212,56 @@ def run_one(mode: str) -> dict:
         result = measure_idle()
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            result = measure_run(mode, Path(tmp), epochs=1)
+            result = measure_run(mode, Path(tmp), epochs=epochs, head_epochs=head_epochs)
     del app
     return result
+
+
+def attached_ratio(epochs: int, rounds: int) -> int:
+    """Seconds per epoch headless against in the window with live plots (the engine in its
+    process): the fine-tuning phase alone, ``epochs`` epochs, the median of the epochs after
+    the first (tracing, decoding), runs alternated ``rounds`` times."""
+    headless, window = [], []
+    for round_ in range(rounds):
+        for where in ("headless", "window") if round_ % 2 == 0 else ("window", "headless"):
+            if where == "headless":
+                seconds = headless_epoch_seconds(epochs, head_epochs=0)
+            else:
+                output = subprocess.run([sys.executable, __file__, "--run-one", "process", "--attached",
+                                         "--epochs", str(epochs)], cwd=ROOT, capture_output=True, text=True,
+                                        timeout=1200).stdout
+                lines = [line for line in output.splitlines() if line.startswith("RESULT ")]
+                seconds = json.loads(lines[-1][len("RESULT "):])["epoch_seconds"] if lines else []
+            steady = sorted(seconds[1:])
+            if not steady:
+                print(f"{where}: no epochs recorded", flush=True)
+                return 1
+            (headless if where == "headless" else window).append(steady[len(steady) // 2])
+            print(f"round {round_ + 1} {where}: epochs {[round(s, 2) for s in seconds]} s", flush=True)
+    ratio = sorted(headless)[len(headless) // 2] / sorted(window)[len(window) // 2]
+    print(f"seconds per epoch headless {headless} vs in the window {window}: ratio {ratio:.2f} "
+          "(target >= 0.95)", flush=True)
+    print("RESULT " + json.dumps({"benchmark": "gui_attached", "headless_seconds": headless,
+                                  "window_seconds": window, "ratio": ratio, "epochs": epochs,
+                                  "rounds": rounds}), flush=True)
+    return 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="one measurement per mode, 2 launches")
+    parser.add_argument("--attached", action="store_true",
+                        help="only the GUI-attached ratio, from longer runs (--epochs, --rounds)")
+    parser.add_argument("--epochs", type=int, default=5, help="with --attached: fine-tuning epochs per run")
+    parser.add_argument("--rounds", type=int, default=2, help="with --attached: window/headless pairs")
     parser.add_argument("--run-one", choices=("idle", "process", "thread"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run_one:
-        print("RESULT " + json.dumps(run_one(args.run_one)), flush=True)
+        head = 0 if args.attached else None
+        print("RESULT " + json.dumps(run_one(args.run_one, args.epochs if args.attached else 1, head)), flush=True)
         return 0
+    if args.attached:
+        return attached_ratio(args.epochs, args.rounds)
     launches = time_to_window(2 if args.quick else 5)
     print(f"time to window (launch -> shown, no TensorFlow): "
           f"median {sorted(launches)[len(launches) // 2]:.2f} s, max {max(launches):.2f} s "

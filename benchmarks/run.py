@@ -46,7 +46,8 @@ def describe(row: dict) -> str:
     if name == "gui_stalls":
         return f"{row['mode']:>8}: max stall {row['max_stall_ms']:.0f} ms, p99 {row['p99_stall_ms']:.0f} ms"
     if name == "feature_cache":
-        return (f"{row['case']:>10}: head epoch {row['off_epoch_seconds']:.3f} s end to end, "
+        return (f"{row['case']:>10} ({row.get('images', 'sample')} images): head epoch "
+                f"{row['off_epoch_seconds']:.3f} s end to end, "
                 f"{row['cached_epoch_seconds']:.3f} s on cached features -> {row['speedup']:.0f}x (target >= 20); "
                 f"val accuracy {row['off_val_accuracy']:.3f} / {row['cached_val_accuracy']:.3f}")
     if name == "input_pipeline":
