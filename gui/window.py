@@ -36,6 +36,7 @@ from gui.predict_panel import PredictPanel, dropped_paths
 from gui.progress import RunProgressWidget
 from gui.qt_fixes import GuiThreadGarbageCollection
 from gui.results import ResultsView
+from gui.runs_panel import RunsPanel
 from gui.runview import (
     FinishedRunPanel,
     HintsPanel,
@@ -44,15 +45,17 @@ from gui.runview import (
     describe_fix_for_log,
     open_export_dialog,
 )
+from gui.search_dialog import SearchDialog, search_log_line
 from gui.tasks import BackgroundTasks
 from gui.tools import TOOL_TIPS, TOOL_TITLES, LRRangeDialog, summary_hint
 from gui.words import Words
 from gui.worker import Runner, TrainingWorker
-from training.api import Config, ConfigError, SplitPlan, default_config, planned_epochs
+from training.api import Config, ConfigError, SplitPlan, default_config, planned_epochs, run_config
 from training.config import BUILTIN_SAMPLE
 from training.events import Event, Failed, Finished, Hint, RunStarted
 from training.files import is_folder
-from training.rundir import BEST_MODEL
+from training.rundir import BEST_MODEL, RunDirError
+from training.search import SearchFinished, TrialStarted
 from training.service.messages import ToolResult
 
 APP_NAME = "Finetune Studio"
@@ -98,6 +101,7 @@ class MainWindow(QMainWindow):
         self.lifecycle.idle.connect(self._on_lifecycle_idle)
         self.lifecycle.killed.connect(self._on_lifecycle_killed)
         self.lr_dialog: LRRangeDialog | None = None
+        self.search_dialog: SearchDialog | None = None
         self.error_dialog: QMessageBox | None = None
         self._close_requested = False
         self._close_answered = False  # the unsaved-changes question of this close was answered
@@ -131,7 +135,7 @@ class MainWindow(QMainWindow):
     def _on_output_tabs_current_changed(self, _: int) -> None:
         """Results and Predict need room (a matrix, a gallery, a heat map): while one of them
         is shown the plots fold away and the tabs take their height; any other tab gives it back."""
-        tall = self.output_tabs.currentWidget() in (self.results_view, self.predict_panel)
+        tall = self.output_tabs.currentWidget() in (self.results_view, self.predict_panel, self.runs_panel)
         sizes = self.plots_splitter.sizes()
         total = sum(sizes)
         if tall and self._plot_sizes is None and total and sizes[1] < TALL_OUTPUT_SHARE * total:
@@ -200,6 +204,16 @@ class MainWindow(QMainWindow):
         self.output_tabs.addTab(self.results_view, "Results")
         self.predict_panel = PredictPanel(words=self.words)
         self.output_tabs.addTab(self.predict_panel, "Predict")
+        self.runs_panel = RunsPanel(self.data_panel.runs_dir, words=self.words)
+        # Before the last run's Result, Results and Predict, which stay side by side.
+        self.output_tabs.insertTab(self.output_tabs.indexOf(self.result_panel), self.runs_panel, "Runs")
+        self.runs_panel.load_settings_requested.connect(self.load_run_settings)
+        self.runs_panel.resume_requested.connect(self.resume_run)
+        self.runs_panel.run_again_requested.connect(self.run_again)
+        self.runs_panel.results_requested.connect(self.open_run_results)
+        self.runs_panel.failed.connect(self.show_error)
+        self.run_finished.connect(self.runs_panel.on_run_finished)
+        self.data_panel.runs_dir_edit.editingFinished.connect(self.runs_panel.mark_stale)
         right = QSplitter(Qt.Orientation.Vertical)
         right.setObjectName("plotsSplitter")
         self.plots_splitter = right
@@ -271,24 +285,31 @@ class MainWindow(QMainWindow):
         self.export_action = self._action("Export run…", "exportRunAction", self._on_export_run_triggered, [],
                                           "Choose a run folder and export its best model for "
                                           "deployment (Keras, SavedModel, TFLite, ONNX), each verified")
+        self.runs_action = self._action("Runs", "showRunsAction", self.show_runs, ["Ctrl+H"],
+                                        "Every run in the runs folder: open, compare, resume or run again")
+        self.search_action = self._action("Search…", "searchAction", self.open_search_dialog, [],
+                                          "Search hyperparameters: random trials, coarse to fine, "
+                                          "then train the best for longer")
         self.quit_action = self._action("Quit", "quitAction", self.close, [keys.Quit], "Close the app")
         toolbar = QToolBar("Main")
         toolbar.setObjectName("mainToolBar")
         toolbar.setMovable(False)
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         for action in (self.open_folder_action, self.load_action, self.save_action, None,
-                       self.start_action, self.stop_action, self.resume_action):
+                       self.start_action, self.stop_action, self.resume_action, None, self.search_action):
             toolbar.addSeparator() if action is None else toolbar.addAction(action)
         self.addToolBar(toolbar)
         file_menu = self.menuBar().addMenu("&File")
         for action in (self.open_folder_action, self.load_action, self.save_action,
-                       self.save_as_action, None, self.resume_run_action, self.results_action,
-                       self.export_action, None, self.quit_action):
+                       self.save_as_action, None, self.runs_action, self.resume_run_action,
+                       self.results_action, self.export_action, None, self.quit_action):
             file_menu.addSeparator() if action is None else file_menu.addAction(action)
         run_menu = self.menuBar().addMenu("&Run")
         run_menu.addAction(self.start_action)
         run_menu.addAction(self.stop_action)
         run_menu.addAction(self.resume_action)
+        run_menu.addSeparator()
+        run_menu.addAction(self.search_action)
         tools_menu = self.menuBar().addMenu("&Tools")
         for action in self.tool_actions.values():
             tools_menu.addAction(action)
@@ -370,6 +391,7 @@ class MainWindow(QMainWindow):
         self.stop_action.setEnabled(running and not self.lifecycle.stop_requested())
         self.resume_action.setEnabled(not running and bool(self.lifecycle.resumable_run_dir))
         self.resume_run_action.setEnabled(not running)
+        self.runs_panel.set_running(running)
         for action in self.tool_actions.values():
             action.setEnabled(not running and not self.config_error)
 
@@ -546,6 +568,59 @@ class MainWindow(QMainWindow):
         self.output_tabs.setCurrentWidget(self.results_view)
         return shown
 
+    def show_runs(self) -> RunsPanel:
+        """The Runs tab: every run in the runs folder (listed anew when it is shown)."""
+        self.output_tabs.setCurrentWidget(self.runs_panel)
+        return self.runs_panel
+
+    def load_run_settings(self, run_dir: str | Path) -> bool:
+        """Puts a run's settings (its config.json) into the settings tabs. They get no file of
+        their own: saving asks for one, and never writes the run's config.json."""
+        try:
+            config = run_config(run_dir)
+        except RunDirError as error:
+            self.show_error("Cannot load the run's settings", self.words.plain(str(error)), details=str(error))
+            return False
+        return self.show_settings(config, f"settings of run {Path(run_dir).name}")
+
+    def run_again(self, run_dir: str | Path) -> bool:
+        """Trains a new run with exactly a run's settings, which the settings tabs then show."""
+        if not self._ready_to_start(check_settings=False) or not self.load_run_settings(run_dir):
+            return False
+        return self.start_training()
+
+    def open_search_dialog(self) -> SearchDialog:
+        """The Search dialog (one per window, kept with its last search while hidden)."""
+        if self.search_dialog is None:
+            self.search_dialog = SearchDialog(self, self)
+        self.search_dialog.show()
+        self.search_dialog.raise_()
+        self.search_dialog.activateWindow()
+        return self.search_dialog
+
+    def start_search(self, out_dir: Path, trials: int, space: dict, options: dict) -> bool:
+        """Starts a hyperparameter search of the current settings in the engine process; refused
+        while a job runs or with invalid settings. ``space`` in SPACE.json form."""
+        if not self._ready_to_start():
+            return False
+        self.lifecycle.start_search(self.config.copy(), out_dir, trials, space, options)
+        self.log.add(f"Starting a search of {trials} trials in {out_dir}")
+        self._update_actions()
+        self.statusBar().showMessage("Search started.", 3000)
+        return True
+
+    def show_settings(self, config: Config, origin: str) -> bool:
+        """Puts ``config`` into the settings tabs with no file of its own (saving asks for one);
+        ``origin`` names where it came from in the title. Unsaved changes are asked about first."""
+        if not self.confirm_unsaved_changes():
+            return False
+        self.document.show_run_config(config, origin)
+        self.document.origin = origin
+        self.document.changed.emit()  # the title names where the settings came from
+        self.statusBar().showMessage(f"Loaded the {origin} into the settings tabs (save them to keep them "
+                                     "as a file).", 8000)
+        return True
+
     def _on_resume_run_triggered(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Resume run", str(self.data_panel.runs_dir()))
         if folder:
@@ -573,7 +648,7 @@ class MainWindow(QMainWindow):
             self.progress.start_tool(TOOL_TITLES[subject])
             self.output_tabs.setCurrentWidget(self.hints_panel)
             return
-        self.result_panel.show_running("Resuming…" if kind == "resume" else "Running…")
+        self.result_panel.show_running({"resume": "Resuming…", "search": "Searching…"}.get(kind, "Running…"))
         self.plots.start_run()
         self.progress.start(planned_epochs(subject))
 
@@ -581,6 +656,13 @@ class MainWindow(QMainWindow):
         if self.lifecycle.job_kind == "tool":
             self._show_tool_event(event)
             return
+        searching = self.lifecycle.job_kind == "search"
+        if searching:  # the Search dialog shows the trials; each trial's run shows here
+            if isinstance(event, TrialStarted):
+                self.hints.clear()
+                self.progress.start(event.epochs)
+            if line := search_log_line(event, self.words):
+                self.log.add(line)
         self.plots.handle_event(event)
         self.log.handle_event(event)
         self.progress.handle_event(event)
@@ -590,7 +672,7 @@ class MainWindow(QMainWindow):
             self.hints.add_hint(event)
             if event.severity in ("warning", "error"):
                 self.statusBar().showMessage(f"Hint: {self.words.plain(event.title)}", 8000)
-        elif isinstance(event, (Finished, Failed)):
+        elif isinstance(event, (Finished, Failed)) and not searching:
             self.result_panel.show_result(event)
             self.output_tabs.setCurrentWidget(self.result_panel)
             if isinstance(event, Finished) and event.run_dir and event.best_epoch > 0:
@@ -642,6 +724,10 @@ class MainWindow(QMainWindow):
     def _on_lifecycle_ended(self, kind: str, outcome: Any) -> None:
         if kind == "tool":
             self._show_tool_outcome(outcome)
+        elif kind == "search":  # the Search dialog says how it went (and any failure)
+            self.runs_panel.mark_stale()
+            if isinstance(outcome, SearchFinished):
+                self.statusBar().showMessage(f"Search {outcome.stop_reason}.", 8000)
         else:
             if self.lifecycle.resumable_run_dir:
                 self.log.add("The run can be resumed from its last completed epoch (Run > Resume).")
@@ -769,6 +855,7 @@ class MainWindow(QMainWindow):
         self.tasks.shutdown()
         self.results_view.shutdown()
         self.predict_panel.shutdown()
+        self.runs_panel.shutdown()
         self.split_preview.shutdown()
         engine_calls.shutdown()
         self.runs.shutdown()

@@ -1,19 +1,21 @@
 """The training worker: a thin Qt wrapper, in superqt's style, around the engine client.
 
 A worker runs one ``Job``: a new run (``train``), the continuation of a stopped run in
-its folder (``resume``), or one of the engine's sanity tools (``tool``). By default it
+its folder (``resume``), one of the engine's sanity tools (``tool``) or a hyperparameter
+search (``search``). By default it
 drives an engine child process through ``training.service.client.EngineProcess``; with
 ``runner=`` it calls an engine function in its own thread instead (tests use this with
 stand-in engines: ``runner(config, run_dir=, on_event=, stop=)`` trains,
 ``runner.resume(run_dir, on_event=, stop=)`` resumes and
-``runner.tool(name, config, on_event=, stop=)`` returns a tool's result as a dict).
+``runner.tool(name, config, on_event=, stop=)`` returns a tool's result as a dict and
+``runner.search(config, out_dir=, trials=, space=, options=, on_event=, stop=)`` searches).
 
 Signals (superqt's ``WorkerBase`` set), all delivered queued to GUI-thread slots:
 
 - ``started()``: the job began;
 - ``event(object)``: one ``training.events`` event (superqt's ``yielded``);
-- ``returned(object)``: the job's outcome, its ``Finished``, ``Failed`` or ``ToolResult``
-  (never None: a job that ended without one gets a ``Failed`` made up here);
+- ``returned(object)``: the job's outcome, its ``Finished``, ``Failed``, ``ToolResult`` or
+  ``SearchFinished`` (never None: a job that ended without one gets a ``Failed`` made up here);
 - ``errored(str)``: the job could not be run (the engine did not start, or the runner
   raised); ``returned`` still follows, with a ``Failed`` saying the same;
 - ``finished()``: the worker is done (after ``returned``).
@@ -25,28 +27,39 @@ model is kept), and ``returned`` arrives as usual. ``kill()`` ends the engine pr
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from training.api import Config
-from training.events import Event, Failed, Finished
-from training.service.client import ENGINE_UNAVAILABLE, EngineProcess, user_message
-from training.service.messages import Request, ResumeRequest, ToolRequest, ToolResult, TrainRequest
+from training.events import Event, Failed
+from training.service.client import ENGINE_UNAVAILABLE, EngineProcess, JobOutcome, user_message
+from training.service.messages import (
+    Request,
+    ResumeRequest,
+    SearchRequest,
+    ToolRequest,
+    ToolResult,
+    TrainRequest,
+)
 
 Runner = Callable[..., Any]
 
 
 @dataclass(frozen=True)
 class Job:
-    """What one worker does: ``train`` (config, run_dir), ``resume`` (run_dir) or
-    ``tool`` (tool, config)."""
+    """What one worker does: ``train`` (config, run_dir), ``resume`` (run_dir), ``tool``
+    (tool, config) or ``search`` (config, run_dir: the search folder, trials, space in
+    SPACE.json form, options: ``SearchOptions`` fields)."""
 
     kind: str
     config: Config | None = None
     run_dir: str = ""
     tool: str = ""
+    trials: int = 0
+    space: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
 
     def request(self) -> Request:
         """The message the engine process receives."""
@@ -54,6 +67,9 @@ class Job:
             return ResumeRequest(run_dir=self.run_dir)
         if self.kind == "tool":
             return ToolRequest(tool=self.tool, config=self.config.to_dict())
+        if self.kind == "search":
+            return SearchRequest(config=self.config.to_dict(), out_dir=self.run_dir, trials=self.trials,
+                                 space=dict(self.space), options=dict(self.options))
         return TrainRequest(config=self.config.to_dict(), run_dir=self.run_dir)
 
 
@@ -72,7 +88,7 @@ class TrainingWorker(QObject):
         self._runner = runner
         self._engine = engine
         self._stop = threading.Event()
-        self._outcome: Event | ToolResult | None = None
+        self._watch = JobOutcome(search=job.kind == "search")
 
     def cancel(self) -> None:
         """Asks the job to stop after the current batch (thread-safe, returns at once)."""
@@ -108,11 +124,11 @@ class TrainingWorker(QObject):
         finally:
             if self._engine is not None:
                 self._engine.close()
-        if self._outcome is None:
+        if self._watch.item is None:
             self._emit(Failed(message="The training engine ended without reporting a result.",
                               error_type="NoResult", run_dir=self.job.run_dir))
         # Never None through an ``object`` signal across threads (PySide6 refcount bug).
-        self.returned.emit(self._outcome)
+        self.returned.emit(self._watch.item)
         self.finished.emit()
 
     def _run_engine(self) -> None:
@@ -130,12 +146,14 @@ class TrainingWorker(QObject):
         elif job.kind == "tool":
             result = runner.tool(job.tool, job.config, on_event=self._emit, stop=self._stop)
             self._emit(ToolResult(tool=job.tool, result=dict(result)))
+        elif job.kind == "search":
+            runner.search(job.config, out_dir=job.run_dir, trials=job.trials, space=dict(job.space),
+                          options=dict(job.options), on_event=self._emit, stop=self._stop)
         else:
             runner(job.config, run_dir=job.run_dir, on_event=self._emit, stop=self._stop)
 
     def _emit(self, item: Event | ToolResult) -> None:
-        if isinstance(item, (Finished, Failed, ToolResult)):
-            self._outcome = item
+        self._watch.see(item)
         self.event.emit(item)
 
 

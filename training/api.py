@@ -31,6 +31,7 @@ __all__ = [
     "next_run_dir", "resume_problem", "check_resume", "ResumeCheck", "export_best_model",
     "plan_split", "SplitPlan", "device_description", "PhasePlan", "phase_plan", "check_data",
     "planned_epochs", "resolve_mode", "export_run", "evaluate", "grad_cam",
+    "list_runs", "read_run", "run_config", "read_metrics", "config_diff",
 ]
 
 
@@ -237,6 +238,58 @@ def check_data(scan, data: DataConfig, *, image_size: int | None = None, known=N
     size = image_size or data.image_size or get_spec(default_config().model.backbone).default_size
     return _check(scan, data, size, min_validation_per_class=VAL_MIN_PER_CLASS, known=known,
                   on_progress=on_progress, stop=stop)
+
+
+def list_runs(root: str | Path):
+    """Every run under the runs folder ``root`` (and the trials of searches there), newest
+    first, as ``training.experiments.RunRecord``s: status, start, backbone, image size, best
+    epoch and metrics, the settings that differ from the defaults. Reads small JSON files
+    only (about 1 s for 500 runs): call it off a GUI thread. A missing ``root`` holds no runs.
+
+    Raises:
+        training.rundir.RunDirError: ``root`` exists but cannot be read as a folder.
+    """
+    from training.experiments import list_runs as _list
+
+    return _list(root)
+
+
+def read_run(run_dir: str | Path):
+    """One run folder's ``RunRecord`` (as ``list_runs`` lists it), or None when it is not a
+    run folder; a damaged one has the status ``damaged`` and says why."""
+    from training.experiments import read_run as _read
+
+    return _read(run_dir)
+
+
+def run_config(run_dir: str | Path) -> Config:
+    """The config a run recorded (its config.json), validated.
+
+    Raises:
+        training.rundir.RunDirError: missing, unreadable or not a valid config.
+    """
+    from training.rundir import read_run_config
+
+    return read_run_config(Path(run_dir), consequence="Its settings cannot be used.")
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """A run's metrics.csv, one dict an epoch (``training.rundir.read_metrics``).
+
+    Raises:
+        training.rundir.RunDirError: metrics.csv cannot be read.
+    """
+    from training.rundir import read_metrics as _read
+
+    return _read(run_dir)
+
+
+def config_diff(configs: list[Config]) -> dict[str, list[Any]]:
+    """The dotted keys whose values are not the same in every config, each with one value a
+    config (in the order given)."""
+    from training.experiments import config_diff as _diff
+
+    return _diff(configs)
 
 
 def device_description() -> str:

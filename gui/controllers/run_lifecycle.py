@@ -1,4 +1,4 @@
-"""The window's one job at a time: a new run, a resumed run or a sanity tool.
+"""The window's one job at a time: a new run, a resumed run, a sanity tool or a search.
 
 ``RunLifecycle`` owns what the window would otherwise juggle: what kind of job runs, the
 config it runs with, which finished run can be resumed, the epochs a resume replays into
@@ -26,7 +26,7 @@ EPOCH_KEYS = ("phase", "epoch", "loss", "accuracy", "val_loss", "val_accuracy", 
 class RunLifecycle(QObject):
     """Starts, resumes, stops and restarts the window's jobs; one at a time."""
 
-    began = Signal(str, object)   # kind ("train", "resume" or "tool"), its Config or tool name
+    began = Signal(str, object)   # kind ("train", "resume", "tool", "search"), its Config or tool name
     event = Signal(object)        # an engine event of the current job
     replayed = Signal(object)     # after a resume's RunStarted: an EpochEnd of an earlier epoch
     ended = Signal(str, object)   # kind, the outcome (Finished, Failed or the tool's result)
@@ -43,7 +43,7 @@ class RunLifecycle(QObject):
         self.runs.finished.connect(self._on_runs_finished)
         self.runs.idle.connect(self.idle)
         self.runs.killed.connect(self.killed)
-        self.job_kind = ""                    # "train", "resume" or "tool" while a job runs
+        self.job_kind = ""                    # "train", "resume", "tool" or "search" while a job runs
         self.last_run_config: Config | None = None
         self.run_started_event: RunStarted | None = None  # what the engine said it runs
         self.resumable_run_dir = ""           # the last run, when it stopped with a checkpoint
@@ -86,6 +86,14 @@ class RunLifecycle(QObject):
         self.job_kind = "tool"
         self.began.emit("tool", name)
         self.runs.start_job(Job("tool", config=config, tool=name))
+
+    def start_search(self, config: Config, out_dir: Path, trials: int, space: dict[str, Any],
+                     options: dict[str, Any]) -> None:
+        """Starts a hyperparameter search of ``config`` into ``out_dir`` (``training.search``):
+        ``space`` in SPACE.json form, ``options`` the fields of ``SearchOptions``."""
+        self._begin("search", config, [])
+        self.runs.start_job(Job("search", config=config, run_dir=str(out_dir), trials=trials,
+                                space=dict(space), options=dict(options)))
 
     def _begin(self, kind: str, config: Config, history: list[dict[str, Any]]) -> None:
         self.job_kind = kind

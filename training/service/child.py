@@ -7,7 +7,7 @@ TensorFlow crash here cannot take the window down.
 The process imports the engine first, so one started ahead of time is warm. Its first
 message on stdin decides what it serves (``training.service.messages``):
 
-- a ``TrainRequest``, ``ResumeRequest`` or ``ToolRequest``: that one job. Its events go to
+- a ``TrainRequest``, ``ResumeRequest``, ``ToolRequest`` or ``SearchRequest``: that one job. Its events go to
   stdout, a tool's ``ToolResult`` last; later ``Stop`` lines end the job after the current
   batch, and so does the end of stdin (the app went away). The process then exits.
 - a ``Call``: a ``Reply`` for it and for every later call, until stdin ends.
@@ -28,15 +28,14 @@ from training.service.client import PROTOCOL_ERROR, user_message
 from training.service.helper import handle
 from training.service.jobs import run_job
 from training.service.messages import (
+    REQUEST_TYPES,
     Call,
     Message,
     Progress,
     ProtocolError,
     Reply,
-    ResumeRequest,
+    Request,
     Stop,
-    ToolRequest,
-    TrainRequest,
     decode,
     encode,
 )
@@ -91,7 +90,7 @@ def warm_up() -> None:
         pass  # the job reports it properly when it imports the engine itself
 
 
-def serve_job(request: TrainRequest | ResumeRequest | ToolRequest, requests: BinaryIO, channel: Channel) -> int:
+def serve_job(request: Request, requests: BinaryIO, channel: Channel) -> int:
     stop = threading.Event()
     threading.Thread(target=_watch_for_stop, args=(requests, stop), name="stop-watcher", daemon=True).start()
     run_job(request, emit=channel.send, stop=stop)
@@ -147,7 +146,7 @@ def main() -> int:
         message = error
     if isinstance(message, Call):
         return serve_calls(message, requests, channel)
-    if isinstance(message, (TrainRequest, ResumeRequest, ToolRequest)):
+    if isinstance(message, REQUEST_TYPES):
         return serve_job(message, requests, channel)
     if not isinstance(message, ProtocolError):
         message = ProtocolError(f"The first message must be a request or a call. Received: a '{message.type}'.")

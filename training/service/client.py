@@ -1,7 +1,8 @@
 """The app's side of the engine protocol, with no Qt: spawn a child, send, read, stop, kill.
 
 ``EngineProcess`` is one child process (``python -m training.service.child``). It runs one
-job (``run`` yields its events, then always an outcome) or answers calls (``call``).
+job (``run`` yields its events, then always an outcome; ``JobOutcome`` says which item that
+is) or answers calls (``call``).
 ``EngineHelper`` keeps one process for calls and restarts it when it died.
 ``user_message`` is the one place where engine failures and crashes become the sentence
 the user reads.
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
 from training.events import Event, Failed, Finished
+from training.search.events import SearchFinished, TrialFinished, TrialStarted
 from training.service.messages import (
     Call,
     Message,
@@ -30,6 +32,7 @@ from training.service.messages import (
     ProtocolError,
     Reply,
     Request,
+    SearchRequest,
     Stop,
     ToolResult,
     decode,
@@ -47,11 +50,31 @@ ENGINE_UNAVAILABLE = "EngineUnavailable"  # the process could not be started
 PROTOCOL_ERROR = "ProtocolError"          # a line that is not a message of this protocol
 # The engine's own errors already say what was wrong and what to do.
 EXPLAINED_ERRORS = ("DataError", "ConfigError", "ValueError", "WeightsUnavailableError", "ExportError",
-                    "RunDirError", PROTOCOL_ERROR)
+                    "RunDirError", "SpaceError", "SearchError", PROTOCOL_ERROR)
 
 
 class EngineCallError(RuntimeError):
     """A call failed: the engine answered with an error, or its process died."""
+
+
+class JobOutcome:
+    """Follows a job's stream and keeps its outcome so far (None until there is one).
+
+    A run's outcome is its ``Finished`` or ``Failed``, a tool's its ``ToolResult`` (or a
+    ``Failed``). A search's is its ``SearchFinished``, or a ``Failed`` of the search itself:
+    each trial is a run with a ``Finished`` or ``Failed`` of its own, after which the search
+    goes on, so a trial's bounds (``TrialStarted``, ``TrialFinished``) clear the outcome.
+    """
+
+    def __init__(self, search: bool = False) -> None:
+        self.search = search
+        self.item: Event | ToolResult | None = None
+
+    def see(self, item: Event | ToolResult) -> None:
+        if self.search and isinstance(item, (TrialStarted, TrialFinished)):
+            self.item = None
+        elif isinstance(item, (Failed, SearchFinished) if self.search else (Finished, Failed, ToolResult)):
+            self.item = item
 
 
 def user_message(error_type: str, message: str = "", *, exit_code: int | None = None,
@@ -144,16 +167,17 @@ class EngineProcess:
     def run(self, request: Request) -> Iterator[Event | ToolResult]:
         """Sends ``request``; yields the job's events until the process ends.
 
-        The last item is always the job's outcome: the engine's ``Finished``, ``Failed`` or
-        ``ToolResult``, or a ``Failed`` made up here when the process crashed, was killed or
-        sent a line that is not a message of the protocol.
+        The last item is always the job's outcome (``JobOutcome``): the engine's ``Finished``,
+        ``Failed``, ``ToolResult`` or a search's ``SearchFinished``, or a ``Failed`` made up
+        here when the process crashed, was killed or sent a line that is not a message of
+        the protocol.
         """
         with self._lock:
             self._write(request)
             self._request_sent = True
             if self._stop_wanted:
                 self._write(Stop())
-        outcome: Event | ToolResult | None = None
+        outcome = JobOutcome(search=isinstance(request, SearchRequest))
         for line in self._process.stdout:  # blocks; ends when the process ends
             if not line.strip():
                 continue
@@ -167,11 +191,10 @@ class EngineProcess:
                 yield Failed(message=user_message(PROTOCOL_ERROR, str(error)), error_type=PROTOCOL_ERROR,
                              run_dir=getattr(request, "run_dir", ""), details=self.stderr_tail())
                 return
-            if isinstance(item, (Finished, Failed, ToolResult)):
-                outcome = item
+            outcome.see(item)
             yield item
         code = self._process.wait()
-        if outcome is None:
+        if outcome.item is None:
             yield self._ended_without_outcome(code, getattr(request, "run_dir", ""))
 
     def call(self, method: str, params: dict[str, Any] | None = None,

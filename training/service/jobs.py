@@ -1,4 +1,4 @@
-"""The jobs an engine child process runs: a new run, a resumed run, a sanity tool.
+"""The jobs an engine child process runs: a new run, a resumed run, a sanity tool, a search.
 
 Each job reports through ``emit`` and never raises: one that cannot run ends with a
 ``Failed`` event whose message says what was wrong and what to do.
@@ -14,7 +14,7 @@ from typing import Callable
 from training import api
 from training.events import Event, Failed
 from training.service.client import user_message
-from training.service.messages import Request, ResumeRequest, ToolRequest, ToolResult
+from training.service.messages import Request, ResumeRequest, SearchRequest, ToolRequest, ToolResult
 
 TOOLS = ("check_setup", "overfit_tiny_subset", "lr_range_test")
 Emit = Callable[[Event | ToolResult], None]
@@ -27,6 +27,8 @@ def run_job(request: Request, *, emit: Emit, stop: threading.Event) -> None:
             api.resume_training(request.run_dir, on_event=emit, stop=stop)
         elif isinstance(request, ToolRequest):
             emit(run_tool(request, emit=emit, stop=stop))
+        elif isinstance(request, SearchRequest):
+            run_search_job(request, emit=emit, stop=stop)
         else:
             api.run_training(api.Config.from_dict(request.config), run_dir=request.run_dir,
                              on_event=emit, stop=stop)
@@ -48,6 +50,21 @@ def run_tool(request: ToolRequest, *, emit: Emit, stop: threading.Event) -> Tool
     payload = {field.name: getattr(result, field.name) for field in dataclasses.fields(result)}
     payload["hints"] = [hint.to_dict() for hint in payload.get("hints", [])]
     return ToolResult(tool=request.tool, result=payload)
+
+
+def run_search_job(request: SearchRequest, *, emit: Emit, stop: threading.Event) -> None:
+    """Runs a search; its events, then its ``SearchFinished``, go through ``emit``.
+
+    Raises:
+        SpaceError, SearchError: the space or the folder cannot be used (``training.search``).
+    """
+    # Not through training.api: the search itself trains each trial through it.
+    from training.search import SearchOptions, parse_space, run_search
+
+    config = api.Config.from_dict(request.config)
+    space = parse_space(request.space, config, source="the search space") if request.space else None
+    run_search(config, out_dir=request.out_dir, trials=request.trials, space=space, on_event=emit, stop=stop,
+               options=SearchOptions(**request.options))
 
 
 def failure(error: Exception, run_dir: str = "") -> Failed:

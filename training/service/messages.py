@@ -1,8 +1,8 @@
 """The messages between the app and its engine processes, beside the events they stream.
 
 One JSON object a line in both directions. The app sends a request; the engine answers
-with the events of ``training.events`` (the lines of a run's ``events.jsonl``) and, for
-a tool or a call, one more message:
+with the events of ``training.events`` (the lines of a run's ``events.jsonl``; a search adds
+those of ``training.search.events``) and, for a tool or a call, one more message:
 
 ====================  =========  =================================================
 message               direction  meaning
@@ -10,6 +10,7 @@ message               direction  meaning
 ``TrainRequest``      to child   train a new run of ``config`` in ``run_dir``
 ``ResumeRequest``     to child   continue the stopped run in ``run_dir``
 ``ToolRequest``       to child   run one sanity tool on ``config``
+``SearchRequest``     to child   search hyperparameters of ``config`` into ``out_dir``
 ``Stop``              to child   end the job after the current batch
 ``Call``              to child   answer one small question (``method``, ``params``)
 ``ToolResult``        to app     a tool's result, as plain values
@@ -32,6 +33,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from training.events import EVENT_TYPES, Event, event_from_dict, to_jsonable
+from training.search.events import SEARCH_EVENT_TYPES, search_event_from_dict
 
 PROTOCOL_VERSION = 1
 _FIELD_TYPES = {"str": str, "dict": dict}  # the annotations checked on decode; Any is not
@@ -96,6 +98,19 @@ class ToolRequest(Message):
 
 
 @dataclass(frozen=True)
+class SearchRequest(Message):
+    """Searches hyperparameters (``training.search.run_search``): ``trials`` runs of ``config``
+    in ``out_dir``; ``space`` in SPACE.json form ({} for the default space), ``options`` the
+    fields of ``SearchOptions``."""
+    type: ClassVar[str] = "search"
+    config: dict
+    out_dir: str
+    trials: int
+    space: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Stop(Message):
     """Ends the running job after its current batch; the best model is kept."""
     type: ClassVar[str] = "stop"
@@ -134,9 +149,11 @@ class ToolResult(Message):
     result: dict = field(default_factory=dict)
 
 
-Request = TrainRequest | ResumeRequest | ToolRequest
+Request = TrainRequest | ResumeRequest | ToolRequest | SearchRequest
+REQUEST_TYPES = (TrainRequest, ResumeRequest, ToolRequest, SearchRequest)
 MESSAGE_TYPES: dict[str, type[Message]] = {
-    cls.type: cls for cls in (TrainRequest, ResumeRequest, ToolRequest, Stop, Call, Reply, Progress, ToolResult)
+    cls.type: cls for cls in (TrainRequest, ResumeRequest, ToolRequest, Stop, Call, Reply, Progress, ToolResult,
+                              SearchRequest)
 }
 
 
@@ -159,14 +176,14 @@ def decode(line: bytes | str) -> Message | Event:
     if not isinstance(data, dict):
         raise ProtocolError(f"Expected one JSON object a line. Received: {_short(line)}")
     kind = data.get("type")
-    if kind in EVENT_TYPES:
+    if kind in EVENT_TYPES or kind in SEARCH_EVENT_TYPES:
         try:
-            return event_from_dict(data)
+            return event_from_dict(data) if kind in EVENT_TYPES else search_event_from_dict(data)
         except TypeError as error:  # a required field is missing
             raise ProtocolError(f"A '{kind}' event is incomplete ({error}). Received: {_short(data)}") from None
     cls = MESSAGE_TYPES.get(kind)
     if cls is None:
-        known = ", ".join([*MESSAGE_TYPES, *EVENT_TYPES])
+        known = ", ".join([*MESSAGE_TYPES, *EVENT_TYPES, *SEARCH_EVENT_TYPES])
         raise ProtocolError(f"Unknown message type {kind!r}; known: {known}. Received: {_short(data)}")
     if data.get("version") != PROTOCOL_VERSION:
         raise ProtocolError(f"This engine speaks protocol version {PROTOCOL_VERSION}. "
