@@ -105,6 +105,19 @@ def check_config_paths(config: Config) -> None:
             raise UsageError(f"The weights file (model.weights) cannot be used: {problem}.")
 
 
+def check_new_folder(path: Path, *, explicit: bool, what: str = "run") -> None:
+    """Raises ``UsageError`` when ``path`` cannot become a new ``what`` ("run", "search") folder,
+    saying what to do: ``explicit`` when the user named it with --out, else it was made under
+    the runs root."""
+    problem = out_problem(path)
+    if problem and not explicit:
+        raise UsageError(f"The runs root cannot hold a new {what} folder ({path}): {problem}. Choose "
+                         f"another folder with --root (or FINETUNE_STUDIO_RUNS), or a {what} folder with --out.")
+    if problem:
+        raise UsageError(f"--out cannot be used as a {what} folder: {problem}. Choose a new or empty "
+                         "folder with --out.")
+
+
 def out_problem(path: Path) -> str:
     """Why ``path`` cannot become a run folder, or "" (the engine checks what is inside)."""
     kind = file_kind(path)

@@ -20,9 +20,9 @@ from training.cli.common import (
     UsageError,
     absolute,
     check_config_paths,
+    check_new_folder,
     int_at_least,
     load_train_config,
-    out_problem,
     print_error,
     shown,
 )
@@ -86,13 +86,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as error:
         raise UsageError(f"Cannot use the arguments: {error.strerror or error} "
                          f"({shown(os.fsdecode(error.filename or ''))}).") from None
-    problem = out_problem(out_dir)
-    if problem and not args.out:
-        raise UsageError(f"The runs root cannot hold a new search folder ({out_dir}): {problem}. Choose "
-                         "another folder with --root (or FINETUNE_STUDIO_RUNS), or a folder with --out.")
-    if problem:
-        raise UsageError(f"--out cannot be used as a search folder: {problem}. Choose a new or empty "
-                         "folder with --out.")
+    check_new_folder(out_dir, explicit=bool(args.out), what="search")
     quiet_start()
     printer = SearchPrinter(sys.stderr, quiet=args.quiet)
     options = SearchOptions(median_pruning=not args.no_median_pruning)

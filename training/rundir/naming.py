@@ -27,12 +27,17 @@ def next_run_dir(runs_dir: str | Path, backbone: str) -> Path:
     if that name is taken (a dangling link counts as taken), so the engine, which writes a
     new run only into a new or empty folder, takes it. The CLI and the window both name
     their runs here."""
-    run_dir = Path(runs_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-{backbone}"
-    base, suffix = run_dir.name, 1
-    while os.path.lexists(run_dir):
+    return free_name(Path(runs_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-{backbone}")
+
+
+def free_name(path: Path) -> Path:
+    """``path``, or with ``~2``, ``~3`` ... appended when that name is taken (a dangling link
+    counts as taken)."""
+    base, suffix = path.name, 1
+    while os.path.lexists(path):
         suffix += 1
-        run_dir = run_dir.with_name(f"{base}~{suffix}")
-    return run_dir
+        path = path.with_name(f"{base}~{suffix}")
+    return path
 
 
 def prepare_run_dir(run_dir: str | Path) -> RunLock:

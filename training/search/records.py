@@ -27,6 +27,7 @@ from training.config import Config
 from training.config.knobs import number_text
 from training.files import file_kind, path_problem
 from training.rundir import write_json_atomic, write_text_atomic
+from training.rundir.naming import free_name
 
 TRIALS_FILE = "trials.csv"
 BEST_CONFIG_FILE = "best_config.json"
@@ -71,12 +72,7 @@ def trial_dir_name(number: int) -> str:
 
 def next_search_dir(root: str | os.PathLike) -> Path:
     """``root/search-<YYYYmmdd-HHMMSS>``, with ``~2``, ``~3`` when that name is taken."""
-    path = Path(root) / f"search-{time.strftime('%Y%m%d-%H%M%S')}"
-    base, suffix = path.name, 1
-    while os.path.lexists(path):
-        suffix += 1
-        path = path.with_name(f"{base}~{suffix}")
-    return path
+    return free_name(Path(root) / f"search-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def prepare_search_dir(path: str | os.PathLike) -> Path:
