@@ -50,7 +50,15 @@ from gui.tasks import BackgroundTasks
 from gui.tools import TOOL_TIPS, TOOL_TITLES, LRRangeDialog, summary_hint
 from gui.words import Words
 from gui.worker import Runner, TrainingWorker
-from training.api import Config, ConfigError, SplitPlan, default_config, planned_epochs, run_config
+from training.api import (
+    Config,
+    ConfigError,
+    SplitPlan,
+    default_config,
+    planned_epochs,
+    reproduction_report,
+    run_config,
+)
 from training.config import BUILTIN_SAMPLE
 from training.events import Event, Failed, Finished, Hint, RunStarted
 from training.files import is_folder
@@ -102,6 +110,7 @@ class MainWindow(QMainWindow):
         self.lifecycle.killed.connect(self._on_lifecycle_killed)
         self.lr_dialog: LRRangeDialog | None = None
         self.search_dialog: SearchDialog | None = None
+        self._reproducing: Path | None = None  # the run that Run again trains anew
         self.error_dialog: QMessageBox | None = None
         self._close_requested = False
         self._close_answered = False  # the unsaved-changes question of this close was answered
@@ -587,7 +596,11 @@ class MainWindow(QMainWindow):
         """Trains a new run with exactly a run's settings, which the settings tabs then show."""
         if not self._ready_to_start(check_settings=False) or not self.load_run_settings(run_dir):
             return False
-        return self.start_training()
+        self._reproducing = Path(run_dir)
+        started = self.start_training()
+        if not started:
+            self._reproducing = None
+        return started
 
     def open_search_dialog(self) -> SearchDialog:
         """The Search dialog (one per window, kept with its last search while hidden)."""
@@ -737,7 +750,16 @@ class MainWindow(QMainWindow):
                                          + self.log.toPlainText()[-6000:]))
             elif isinstance(outcome, Finished):
                 self.statusBar().showMessage(f"Run finished: {outcome.stop_reason}.", 8000)
+            self._report_reproduction(outcome)
         self.run_finished.emit(outcome)
+
+    def _report_reproduction(self, outcome: Event) -> None:
+        """After Run again: the Log says whether the new run reproduced the old one, or what differs."""
+        source, self._reproducing = self._reproducing, None
+        if source is None or not isinstance(outcome, Finished) or outcome.stop_reason == "stopped":
+            return
+        for line in reproduction_report(source, outcome.run_dir):
+            self.log.add(line)
 
     def _on_lifecycle_idle(self) -> None:
         self._update_actions()

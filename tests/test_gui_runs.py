@@ -284,6 +284,16 @@ def test_run_again_trains_with_the_runs_settings_and_the_new_run_is_listed(qtbot
     assert panel.visible_runs()[0].startswith(str(root))  # the newest first
 
 
+def test_run_again_says_in_the_log_whether_the_new_run_reproduced_the_old_one(window, root, tmp_path):
+    shutil.copytree(root / "finished-b", tmp_path / "again")  # as a run that repeated it exactly
+    window._reproducing = root / "finished-b"
+    window._on_lifecycle_ended("train", Finished(run_dir=str(tmp_path / "again"), stop_reason="completed",
+                                                 best_epoch=2, best_metrics={}))
+    log = window.log.toPlainText()
+    assert "Same files with the same content as" in log and "reproduced" in log
+    assert window._reproducing is None
+
+
 def test_the_evaluation_button_shows_the_run_in_the_results_tab(window, root):
     panel = window.runs_panel
     select(panel, "finished-a")

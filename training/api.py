@@ -284,6 +284,14 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     return _read(run_dir)
 
 
+def reproduction_report(source: str | Path, new: str | Path) -> list[str]:
+    """Lines that say whether run ``new``, trained with run ``source``'s config, reproduced it
+    (``training.experiments.reproduce``)."""
+    from training.experiments.reproduce import reproduction_report as _report
+
+    return _report(source, new)
+
+
 def config_diff(configs: list[Config]) -> dict[str, list[Any]]:
     """The dotted keys whose values are not the same in every config, each with one value a
     config (in the order given)."""
