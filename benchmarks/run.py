@@ -27,7 +27,7 @@ from benchmarks.common import python, read_results
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = ["engine_overhead", "feature_cache", "input_pipeline", "gui_responsiveness", "startup",
-              "growth", "scan_large_folder", "gpu"]
+              "growth", "scan_large_folder", "distributed", "gpu"]
 
 
 def describe(row: dict) -> str:
@@ -58,6 +58,9 @@ def describe(row: dict) -> str:
         return f"{row['what']}: {row['median_seconds']:.2f} s (median; target <= {row['target_seconds']:.0f} s)"
     if name == "time_to_window":
         return f"window shown after {row['median_seconds']:.2f} s (median; max {row['max_seconds']:.2f}; target <= 2)"
+    if name == "distributed":
+        return (f"{row['case']:>11}: {row['step_ms']:.1f} ms a step at global batch {row['global_batch']} "
+                f"({row['backbone']} {row['size']} px) -> {row['ratio']:.2f} x the step without a strategy")
     shown = {k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in row.items() if k != "benchmark"}
     return ", ".join(f"{k} {v}" for k, v in shown.items())
 

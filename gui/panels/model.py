@@ -174,6 +174,8 @@ class ModelPanel(ConfigForm):
         self.row(form, "training.mixed_precision")
         self.row(form, "training.jit_compile")
         self.row(form, "training.augment_in")
+        self.row(form, "training.distributed")
+        self.row(form, "training.scale_learning_rate")
         self.row(form, "training.tensorboard_histograms")
         self.row(form, "training.seed")
         self._stages_form = form

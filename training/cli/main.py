@@ -69,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "(value as JSON; repeatable)")
     train.add_argument("--resume", metavar="RUN_DIR",
                        help="continue a stopped or killed run from its last completed epoch")
+    train.add_argument("--distributed", choices=("off", "mirrored", "multi-worker"),
+                       help="train on all GPUs of this machine (mirrored) or on several machines set up "
+                            "by TF_CONFIG (multi-worker; run the same command on each); sets "
+                            "training.distributed")
     train.add_argument("--quiet", action="store_true", help="print only the final result")
 
     config = sub.add_parser("config", help="print or check a config")

@@ -15,8 +15,8 @@ from training.cli.common import (
     UsageError,
     absolute,
     check_config_paths,
+    check_new_folder,
     load_train_config,
-    out_problem,
     print_error,
     shown,
 )
@@ -38,9 +38,9 @@ def default_run_dir(config: Config, root: str | None = None) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     if args.resume:
-        if args.config or args.data or args.out or args.root or args.overrides:
-            print_error("--resume continues a run with its own config.json; it takes no CONFIG, "
-                   "--data, --out, --root or --set.")
+        if args.config or args.data or args.out or args.root or args.overrides or args.distributed:
+            print_error("--resume continues a run with its own config.json (training.distributed "
+                        "included); it takes no CONFIG, --data, --out, --root, --set or --distributed.")
             return EXIT_USAGE
         run_dir = absolute(args.resume)
         problem = path_problem(run_dir, want="folder")
@@ -55,18 +55,14 @@ def run(args: argparse.Namespace) -> int:
                          "named in; give one of them.")
     try:
         config = load_train_config(args)
+        if args.distributed:
+            config = config.with_overrides({"training.distributed": args.distributed.replace("-", "_")})
         check_config_paths(config)
         run_dir = absolute(args.out if args.out else default_run_dir(config, args.root))
     except OSError as error:
         raise UsageError(f"Cannot use the arguments: {error.strerror or error} "
                          f"({shown(os.fsdecode(error.filename or ''))}).") from None
-    problem = out_problem(run_dir)
-    if problem and not args.out:
-        raise UsageError(f"The runs root cannot hold a new run folder ({run_dir}): {problem}. Choose "
-                         "another folder with --root (or FINETUNE_STUDIO_RUNS), or a run folder with --out.")
-    if problem:
-        raise UsageError(f"--out cannot be used as a run folder: {problem}. Choose a new or empty "
-                         "folder with --out.")
+    check_new_folder(run_dir, explicit=bool(args.out))
 
     from training.api import run_training
 

@@ -41,6 +41,8 @@ FEATURE_CACHE_MODES = ("auto", "off")
 # Mixed precision and XLA: `auto` decides from the device (training.engine.precision).
 DEVICE_SWITCHES = ("auto", "on", "off")
 AUGMENT_PLACES = ("auto", "input_pipeline", "training_step")
+# tf.distribute: one device, every GPU of the machine, or a cluster (training.engine.distribute).
+DISTRIBUTED_MODES = ("off", "mirrored", "multi_worker")
 
 # The most of each class that validation and test may hold out together; the rest trains.
 MAX_HELD_OUT = 0.9
@@ -399,7 +401,7 @@ class TrainingConfig:
         advice="For looking inside a run with TensorBoard; it costs a gradient pass per epoch and disk space.")
     augment_in: str = knob(
         "auto", widget="choice", label="Augment in", choices=AUGMENT_PLACES,
-        choice_labels={"auto": "Automatic (the GPU when there is one)",
+        choice_labels={"auto": "Automatic (the GPU if any)",
                        "input_pipeline": "the input pipeline (CPU)",
                        "training_step": "the training step (GPU)"},
         help="where augmentation runs: `input_pipeline`, a parallel map on the CPU; `training_step`, Keras "
@@ -407,3 +409,21 @@ class TrainingConfig:
              "pipeline on a CPU",
         advice="Leave it on auto. On a GPU the CPU then only decodes images and cannot starve it; the run's "
                "log says where augmentation runs and why.")
+    distributed: str = knob(
+        "off", widget="choice", label="Train on", choices=DISTRIBUTED_MODES,
+        choice_labels={"off": "one device (the first GPU, or the CPU)",
+                       "mirrored": "all GPUs of this machine",
+                       "multi_worker": "several machines (TF_CONFIG)"},
+        help="`mirrored`: every GPU of this machine trains on its share of each batch "
+             "(tf.distribute.MirroredStrategy); `multi_worker`: every machine of a cluster runs the same "
+             "command and trains on its share (tf.distribute.MultiWorkerMirroredStrategy, set up by the "
+             "TF_CONFIG environment variable); `data.batch_size` is per device, so the global batch is it "
+             "times the devices",
+        advice="For a machine with several GPUs, or a cluster; the run's log and summary.json say the devices "
+               "and the global batch. See the README, \"Training on a bigger machine or a cluster\".")
+    scale_learning_rate: bool = knob(
+        False, widget="switch", label="Scale learning rate", switch_text="by the number of devices",
+        help="with `training.distributed`: multiply the learning rates by the number of devices the batch is "
+             "split across (the global batch grows with them: the linear scaling rule)",
+        advice="Keeps the step per image as on one device; with many devices, a few warm-up epochs "
+               "(`schedule.warmup_epochs`) help.")

@@ -68,6 +68,8 @@ class DataBundle:
     train_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     train_order: EpochOrder | None = None
     augmenter: Augmenter | None = None
+    # The size the pipelines batch at: ``data.batch_size``, times the replicas of a distributed run.
+    batch_size: int = 0
     # True: ``train`` is not augmented; the engine augments inside the training step.
     augment_in_step: bool = False
     # The held-out test set: listed for a later evaluation, never in a pipeline.
@@ -344,12 +346,13 @@ def test_images(scan: ScanResult, plan: SplitPlan, data_cfg: DataConfig) -> tupl
 
 def prepare_data(data_cfg: DataConfig, image_size: int, *, augmenter: Augmenter | None = None,
                  seed: int, cache_bytes: int = CACHE_LIMIT_BYTES,
-                 augment_in_step: bool = False) -> DataBundle:
+                 augment_in_step: bool = False, batch_size: int | None = None) -> DataBundle:
     """Scans ``data_cfg.dir`` (and the validation and test folders), splits and builds the pipelines.
 
     With ``augment_in_step`` the training pipeline leaves the images as decoded and the
     bundle only carries ``augmenter``, for the training step to apply
-    (``training.engine.step_augmentation``).
+    (``training.engine.step_augmentation``). ``batch_size`` is the size the pipelines batch at
+    (default ``data_cfg.batch_size``; a distributed run's global batch).
 
     The test images are listed in the bundle (``test_files``, ``test_labels``) and go into
     no pipeline. Decoded images stay in memory up to ``cache_bytes`` (validation first);
@@ -375,7 +378,7 @@ def prepare_data(data_cfg: DataConfig, image_size: int, *, augmenter: Augmenter 
     warnings += plan.warnings
     bundle = _bundle(data_cfg, image_size, None if augment_in_step else augmenter, seed, scan,
                      validation_scan, scan.classes, (files[plan.train_index], labels[plan.train_index]),
-                     validation, warnings, cache_bytes)
+                     validation, warnings, cache_bytes, batch_size or data_cfg.batch_size)
     bundle.augmenter, bundle.augment_in_step = augmenter, augment_in_step and augmenter is not None
     bundle.test_files, bundle.test_labels = _test_set(scan, plan, test_scan)
     bundle.test_counts, bundle.test_scan = dict(plan.test_counts), test_scan
@@ -474,12 +477,11 @@ def _no_validation_message(root: str, data_cfg: DataConfig) -> str:
 
 
 def _bundle(data_cfg, image_size, augmenter, seed, scan, validation_scan, classes,
-            train, validation, warnings, cache_bytes: int) -> DataBundle:
+            train, validation, warnings, cache_bytes: int, batch_size: int) -> DataBundle:
     (train_files, train_labels), (validation_files, validation_labels) = train, validation
     image_bytes = image_size * image_size * 3
     validation_bytes = min(len(validation_files) * image_bytes, cache_bytes)
     failures: list = []
-    batch_size = data_cfg.batch_size
     order = EpochOrder(len(train_files), seed, shuffle=True)
     train_ds = make_dataset(train_files, train_labels, len(classes), image_size, batch_size,
                             shuffle=True, seed=seed, augmenter=augmenter, failures=failures,
@@ -504,7 +506,7 @@ def _bundle(data_cfg, image_size, augmenter, seed, scan, validation_scan, classe
         train_files=[str(f) for f in train_files], validation_files=[str(f) for f in validation_files],
         validation_labels=np.asarray(validation_labels, dtype=np.int64),
         train_labels=np.asarray(train_labels, dtype=np.int64),
-        train_order=order, augmenter=augmenter,
+        train_order=order, augmenter=augmenter, batch_size=batch_size,
     )
 
 

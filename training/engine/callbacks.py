@@ -32,7 +32,8 @@ EMIT_INTERVAL_SECONDS = 0.1
 
 def bridge_callbacks(state: RunState, emit: Callable[[Event], None], stop: threading.Event, *,
                      batch_size: int, train_count: int, best_path: Path,
-                     diagnostics: Diagnostics | None = None) -> list[keras.callbacks.Callback]:
+                     diagnostics: Diagnostics | None = None,
+                     stop_agreement: Callable[[bool], bool] | None = None) -> list[keras.callbacks.Callback]:
     """The bridge's callbacks, in the order Keras must call them.
 
     Within each hook: the meter first (everything after it reads this batch's numbers); the
@@ -40,13 +41,16 @@ def bridge_callbacks(state: RunState, emit: Callable[[Event], None], stop: threa
     also pressed Stop); the saver before the monitor records a new best (the run's best is
     never an epoch whose model failed to save); the emitter last (a batch that stopped the
     run is reported, and an epoch's event says whether it became the best).
+
+    ``batch_size`` is the global batch (all replicas together); ``stop_agreement`` makes the
+    workers of a cluster stop together (``StopFlag``).
     """
     diagnostics = diagnostics or Diagnostics(num_classes=2, phase_learning_rates={})
     progress = EpochProgress()
     return [
         ProgressMeter(state, progress, batch_size=batch_size, train_count=train_count),
         DivergenceGuard(state, progress, diagnostics),
-        StopFlag(state, stop),
+        StopFlag(state, stop, agreement=stop_agreement),
         BestModelSaver(state, progress, best_path),
         ImprovementMonitor(state, progress),
         EventEmitter(state, progress, emit, diagnostics),
@@ -126,11 +130,18 @@ class DivergenceGuard(keras.callbacks.Callback):
 
 class StopFlag(keras.callbacks.Callback):
     """Cooperative cancel: the user's stop flag ends the run within one batch, also during
-    validation."""
+    validation.
 
-    def __init__(self, state: RunState, stop: threading.Event):
+    In a cluster every worker must leave ``fit`` at the same batch, or the others wait for it
+    forever: ``agreement(stopping here)`` says whether any worker stops (a collective all-reduce,
+    at the same points on every worker), and a stop anywhere, or a divergence seen here,
+    stops all.
+    """
+
+    def __init__(self, state: RunState, stop: threading.Event,
+                 agreement: Callable[[bool], bool] | None = None):
         super().__init__()
-        self.state, self.stop = state, stop
+        self.state, self.stop, self.agreement = state, stop, agreement
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.state.interrupted = False
@@ -144,7 +155,10 @@ class StopFlag(keras.callbacks.Callback):
             self.model.stop_evaluating = True
 
     def _check(self) -> bool:
-        if self.stop.is_set():
+        stopping = self.stop.is_set()
+        if self.agreement is not None:
+            stopping = self.agreement(stopping or self.state.interrupted)
+        if stopping:
             _request_stop(self.model, self.state, "stopped")
             return True
         return False

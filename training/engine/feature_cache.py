@@ -28,6 +28,7 @@ EfficientNetB0's stochastic-depth Dropout layers included: docs/facts.md#feature
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
@@ -144,7 +145,8 @@ class _Features:
 
 
 def fit_inputs(classifier: Any, config: Config, phase: str, data: Any, callbacks: list, *,
-               emit: EventCallback, stop: threading.Event, epochs: tuple[int, int]) -> FitInputs:
+               emit: EventCallback, stop: threading.Event, epochs: tuple[int, int],
+               scope: Any = contextlib.nullcontext) -> FitInputs:
     """The model and datasets of a phase's ``fit``: the head on cached features when
     ``plan_feature_cache`` says so (the log says why), else the classifier end to end.
 
@@ -155,12 +157,16 @@ def fit_inputs(classifier: Any, config: Config, phase: str, data: Any, callbacks
         classifier: a ``models.classifier.Classifier`` set up for ``phase``.
         data: the run's ``training.data.pipeline.DataBundle``.
         epochs: the phase's first epoch (0-based, over the whole run) and its epoch count.
+        scope: the run's distribution strategy's ``scope`` (``training.engine.distribute``): the
+            head-only model trains under it, as the classifier does. The features are computed
+            outside it, by this process alone.
     """
     model = classifier.model
     end_to_end = FitInputs(model, data.train, data.validation)
     if phase != "head":
         return end_to_end
-    head = head_model(model)
+    with scope():
+        head = head_model(model)
     decision = _decide(config, phase, head, model, data, epochs[1])
     emit(Log(decision.reason))
     if not decision.use:
@@ -168,12 +174,13 @@ def fit_inputs(classifier: Any, config: Config, phase: str, data: Any, callbacks
     features = compute_features(model, data, decision.copies, first_epoch=epochs[0], emit=emit, stop=stop)
     if features is None:
         return end_to_end  # stopped: the stop flag ends the end-to-end fit within a batch
-    head.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"],
-                 jit_compile=model.jit_compile)
+    with scope():
+        head.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"],
+                     jit_compile=model.jit_compile)
     for callback in callbacks:
         if hasattr(callback, "saved_model"):
             callback.saved_model = model
-    batch_size = config.data.batch_size
+    batch_size = data.batch_size  # the global batch, as the image pipeline's
     return FitInputs(head, _train_dataset(features, data.train_order, epochs[0], batch_size),
                      _validation_dataset(features, batch_size), cached=True)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import keras
 
@@ -72,7 +72,8 @@ def probes_gradients(config: Config, classifier: Any) -> bool:
 def phase_callbacks(config: Config, data: Any, state: RunState, *, emit: EventCallback,
                     stop: threading.Event, run_dir: Path, diagnostics: Diagnostics,
                     restored: dict[str, Any], gradient_probe: GradientProbe | None = None,
-                    probe_batch: tuple | None = None) -> list:
+                    probe_batch: tuple | None = None,
+                    stop_agreement: Callable[[bool], bool] | None = None) -> list:
     """The callbacks of one phase's ``fit``, in order.
 
     Order matters: the data's epoch is fixed first; EMA weights are swapped in before the
@@ -84,14 +85,15 @@ def phase_callbacks(config: Config, data: Any, state: RunState, *, emit: EventCa
         restored: the early-stopping and plateau counters of a resumed checkpoint.
         probe_batch: images and labels for the gradient histograms of
             ``training.tensorboard_histograms``.
+        stop_agreement: in a cluster, whether any worker stops (``StopFlag``).
     """
     callbacks: list = [keras.callbacks.LambdaCallback(
         on_epoch_begin=lambda epoch, logs: data.start_epoch(epoch))]
     if config.optimizer.ema:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-    callbacks += bridge_callbacks(state, emit, stop, batch_size=config.data.batch_size,
+    callbacks += bridge_callbacks(state, emit, stop, batch_size=data.batch_size,
                                   train_count=data.train_count, best_path=run_dir / BEST_MODEL,
-                                  diagnostics=diagnostics)
+                                  diagnostics=diagnostics, stop_agreement=stop_agreement)
     if gradient_probe is not None:
         callbacks.append(gradient_probe)
     stateful: dict[str, Any] = {}

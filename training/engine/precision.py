@@ -256,6 +256,7 @@ def run_phase_with_backoff(session: Any, classifier: Any, phase: str) -> str | N
     """
     start_weights = classifier.model.get_weights()  # host copies: the phase can start again
     start_step = _global_step(session)
+    distribution = getattr(session, "distribution", None)
     while True:
         try:
             return session.run_phase(classifier, phase)
@@ -263,6 +264,8 @@ def run_phase_with_backoff(session: Any, classifier: Any, phase: str) -> str | N
             if not is_out_of_memory(error):
                 raise
             old = session.config.data.batch_size
+            if distribution is not None and not distribution.can_back_off:
+                raise OutOfMemoryError(_cluster_out_of_memory(session, phase)) from error
             if old <= 1:
                 raise OutOfMemoryError(_no_memory_left(session, phase)) from error
             gc.collect()
@@ -315,10 +318,19 @@ def _no_memory_left(session: Any, phase: str) -> str:
             '7.0 or more, `training.mixed_precision` "on" halves the memory of the activations.')
 
 
+def _cluster_out_of_memory(session: Any, phase: str) -> str:
+    return (f"Out of {_memory(session)} at batch size {session.config.data.batch_size} per replica in the "
+            f"{phase} phase. A multi-worker run cannot halve its batch size as one machine does (its "
+            "workers would have to do it together): lower `data.batch_size` in the run's config.json and "
+            "resume the run on every machine (`python main.py train --resume RUN_DIR`).")
+
+
 def _use_batch_size(session: Any, batch_size: int) -> None:
-    """Rebatches the data, keeps the run's step counts right and records the size in config.json."""
+    """Rebatches the data (the global batch: ``batch_size`` per replica), keeps the run's step
+    counts right and records the size in config.json."""
     session.config.data.batch_size = batch_size
-    rebatch(session.data, batch_size)
+    distribution = getattr(session, "distribution", None)
+    rebatch(session.data, batch_size * (distribution.replicas if distribution is not None else 1))
     state = session.state
     if state is not None:
         remaining = max(0, state.planned_epochs - len(state.history))
@@ -340,6 +352,7 @@ def rebatch(data: Any, batch_size: int) -> None:
         return dataset.unbatch().batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
     data.train, data.validation = regroup(data.train), regroup(data.validation)
+    data.batch_size = batch_size
     data.steps_per_epoch = math.ceil(data.train_count / batch_size)
     data.validation_steps = math.ceil(data.validation_count / batch_size)
 

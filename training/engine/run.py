@@ -20,6 +20,7 @@ This module imports Keras; ``training.api`` imports it only when a run starts.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import threading
 import time
@@ -43,6 +44,13 @@ from training.diagnostics.monitor import Diagnostics
 from training.engine.checkpoint import ResumeState, restore_checkpoint
 from training.engine.data_report import DataReportFile, record_data_files
 from training.engine.device import describe_device
+from training.engine.distribute import (
+    OFF,
+    Distribution,
+    DistributionError,
+    MovingStatisticsSync,
+    distribution_for,
+)
 from training.engine.download import fetch_imagenet_weights
 from training.engine.errors import StopRequested, user_message
 from training.engine.feature_cache import fit_inputs
@@ -80,8 +88,10 @@ from training.rundir import (
     SUMMARY_FILE,
     RunDirError,
     RunRecorder,
+    absolute_run_dir,
     fan_out,
     prepare_run_dir,
+    read_run_config,
     write_json_atomic,
     write_text_atomic,
 )
@@ -114,11 +124,18 @@ def run_training(config: Config, *, run_dir: str | Path, on_event: EventCallback
     started = time.monotonic()
     try:
         config = Config.from_dict(config.to_dict())  # validate a copy; the caller's is untouched
-        lock = prepare_run_dir(run_dir)
-    except (ConfigError, RunDirError) as error:
+        distribution = distribution_for(config)  # first: a cluster's strategy is made before TensorFlow starts
+    except (ConfigError, DistributionError) as error:
         return _refused(error, str(run_dir), on_event)
-    with lock:
-        return _run_session(config, lock.path, on_event, stop, started)
+    # A worker of a cluster that is not its chief writes a temporary folder of its own.
+    with distribution.writing_folder(run_dir) as folder:
+        try:
+            lock = prepare_run_dir(folder)
+        except RunDirError as error:
+            return _refused(error, str(folder), on_event)
+        with lock:
+            result = _run_session(config, lock.path, on_event, stop, started, distribution=distribution)
+    return result if distribution.chief else dataclasses.replace(result, run_dir=str(run_dir))
 
 
 def resume_training(run_dir: str | Path, *, on_event: EventCallback,
@@ -136,12 +153,27 @@ def resume_training(run_dir: str | Path, *, on_event: EventCallback,
     stop = stop or threading.Event()
     started = time.monotonic()
     try:
-        ready = prepare_resume(run_dir)
-    except ResumeRefused as refused:
-        return _refused(refused.error, refused.run_dir, on_event)
-    with ready.lock:
-        return _run_session(ready.config, ready.lock.path, on_event, stop, started,
-                            resume=ready.checkpoint, notice=ready.notice)
+        distribution = distribution_for(_recorded_config(run_dir))
+        with distribution.writing_folder(run_dir, resume=True) as folder:
+            try:
+                ready = prepare_resume(folder)
+            except ResumeRefused as refused:
+                return _refused(refused.error, refused.run_dir, on_event)
+            with ready.lock:
+                result = _run_session(ready.config, ready.lock.path, on_event, stop, started,
+                                      resume=ready.checkpoint, notice=ready.notice, distribution=distribution)
+    except (ConfigError, DistributionError, OSError) as error:  # TF_CONFIG, or a worker without the run folder
+        return _refused(error, str(run_dir), on_event)
+    return result if distribution.chief else dataclasses.replace(result, run_dir=str(run_dir))
+
+
+def _recorded_config(run_dir: str | Path) -> Config | None:
+    """The run's config.json, for its ``training.distributed``; None when it cannot be read (the
+    resume's own checks then say why)."""
+    try:
+        return read_run_config(absolute_run_dir(run_dir))
+    except RunDirError:
+        return None
 
 
 def _refused(error: Exception, run_dir: str, on_event: EventCallback) -> RunResult:
@@ -153,7 +185,8 @@ def _refused(error: Exception, run_dir: str, on_event: EventCallback) -> RunResu
 
 
 def _run_session(config: Config, path: Path, on_event: EventCallback, stop: threading.Event,
-                 started: float, resume: ResumeState | None = None, notice: str = "") -> RunResult:
+                 started: float, resume: ResumeState | None = None, notice: str = "",
+                 distribution: Distribution = OFF) -> RunResult:
     try:
         # A resume records nothing until its checkpoint is restored (``TrainingSession``).
         recorder = RunRecorder(path, hold=resume is not None)
@@ -171,7 +204,7 @@ def _run_session(config: Config, path: Path, on_event: EventCallback, stop: thre
         recorder(event)  # the run's own record: when it cannot be written (disk full) the run fails
 
     session = TrainingSession(config, path, emit, stop, started, resume=resume, notice=notice,
-                              recorder=recorder)
+                              recorder=recorder, distribution=distribution)
     try:
         return session.run()
     except Exception as error:  # noqa: BLE001 - every failure becomes a Failed event
@@ -200,8 +233,9 @@ class TrainingSession:
 
     def __init__(self, config: Config, run_dir: Path, emit: EventCallback, stop: threading.Event,
                  started: float, resume: ResumeState | None = None, notice: str = "",
-                 recorder: RunRecorder | None = None):
+                 recorder: RunRecorder | None = None, distribution: Distribution = OFF):
         self.config = config
+        self.distribution = distribution
         self.resume = resume
         self.notice = notice
         self.recorder = recorder
@@ -262,6 +296,15 @@ class TrainingSession:
         self.emit(RunStarted(run_dir=str(self.run_dir), device=self.device, config=config.to_dict()))
         for line in self.precision.logs():
             self.emit(line)
+        if self.distribution.strategy is not None:
+            self.emit(Log(self.distribution.describe(config)))
+        for note in self.distribution.notes:
+            self.emit(Log(note))
+        for warning in self.distribution.warnings:
+            self.emit(Log(warning, level="warning"))
+        if not self.distribution.chief:
+            self.emit(Log(f"This worker is not the chief: the chief writes the run folder; this worker's files "
+                          f"go to {self.run_dir}, removed when the run ends."))
         if self.notice:
             self.emit(Log(self.notice, level="warning"))
         if frozen_random_backbone(config):
@@ -273,11 +316,23 @@ class TrainingSession:
         else:
             self.emit(Log(f"Resuming after epoch {self.resume.epoch} ({self.resume.phase} phase); "
                           f"best so far: epoch {self.resume.best_epoch}."))
+        self._scale_learning_rates()
 
         config.data.dir = str(resolve_data_dir(config.data.dir))
         if config.data.validation_dir:
             config.data.validation_dir = str(resolve_data_dir(config.data.validation_dir))
         keras.utils.set_random_seed(config.training.seed)
+
+    def _scale_learning_rates(self) -> None:
+        """``training.scale_learning_rate``: the rates times the replicas, from here on (config.json
+        keeps the rates as configured, so a resume scales them again by its own replicas)."""
+        scale = self.distribution.learning_rate_scale(self.config)
+        if scale == 1:
+            return
+        training = self.config.training
+        self.config.optimizer.learning_rate *= scale
+        training.fine_tune_learning_rate *= scale
+        self.plan = [dataclasses.replace(plan, learning_rate=plan.learning_rate * scale) for plan in self.plan]
 
     def prepare_data(self):
         config = self.config
@@ -285,7 +340,8 @@ class TrainingSession:
         augmenter = build_augmenter(config.augmentation, image_size=self.image_size,
                                     seed=config.training.seed)
         data = prepare_data_bundle(config.data, self.image_size, augmenter=augmenter, seed=config.data.seed,
-                                   augment_in_step=self.precision.augment_in_step)
+                                   augment_in_step=self.precision.augment_in_step,
+                                   batch_size=self.distribution.global_batch(config.data.batch_size))
         if self.resume is None:
             write_labels(self.run_dir, data.classes)
         else:
@@ -327,8 +383,9 @@ class TrainingSession:
         self.emit(Log(f"Building {config.model.backbone} (weights: {weights}) ..."))
         # Now, not earlier: the model's layers take the policy, the data's augmentation stays float32.
         use_precision(self.precision)
-        return build_classifier(config.model, config.regularization, image_size=self.image_size,
-                                num_classes=len(self.data.classes), seed=config.training.seed)
+        with self.distribution.scope():  # the weights are mirrored on every replica
+            return build_classifier(config.model, config.regularization, image_size=self.image_size,
+                                    num_classes=len(self.data.classes), seed=config.training.seed)
 
     def phases(self) -> list[str]:
         return [plan.phase for plan in self.plan]
@@ -357,8 +414,10 @@ class TrainingSession:
         first_epoch = sum(p.epochs for p in self.plan[:self.plan.index(plan)])
         unfrozen = set_trainable(classifier, config, phase)
         model = classifier.model
-        compile_phase(model, config, phase, data.steps_per_epoch,
-                      jit_compile=self.precision.jit_compile if self.precision else "auto")
+        scope = self.distribution.scope
+        with scope():
+            compile_phase(model, config, phase, data.steps_per_epoch,
+                          jit_compile=self.precision.jit_compile if self.precision else "auto")
         state.phase = phase
         trainable = sum(int(math.prod(w.shape)) for w in model.trainable_weights)
         self.emit(PhaseChanged(phase=phase, epochs=plan.epochs, first_epoch=first_epoch + 1,
@@ -369,8 +428,9 @@ class TrainingSession:
                                planned_epochs=state.planned_epochs))
         initial_epoch, restored = first_epoch, {}
         if self.resume is not None and self.resume.phase == phase:
-            restore_checkpoint(self.run_dir, model, self.resume, described=(
-                f"{config.model.backbone} at {self.image_size} px, {len(data.classes)} classes"))
+            with scope():
+                restore_checkpoint(self.run_dir, model, self.resume, described=(
+                    f"{config.model.backbone} at {self.image_size} px, {len(data.classes)} classes"))
             align_schedule(model, self.resume, first_epoch, data.steps_per_epoch)
             initial_epoch, restored = self.resume.epoch, self.resume.callbacks
             self._begin_writing(self.resume.history)
@@ -378,20 +438,26 @@ class TrainingSession:
         callbacks = phase_callbacks(config, data, state, emit=self.emit, stop=self.stop,
                                     run_dir=self.run_dir, diagnostics=self.diagnostics,
                                     restored=restored, gradient_probe=self._gradient_probe(classifier),
+                                    stop_agreement=self.distribution.any_worker,
                                     probe_batch=(fixed_batch(data, self.image_size)
                                                  if config.training.tensorboard_histograms else None))
         early = next((c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)), None)
+        if self.distribution.strategy is not None:
+            callbacks.insert(0, MovingStatisticsSync(self.distribution.strategy))
         if initial_epoch < first_epoch + plan.epochs:
             # A frozen backbone's head phase may train the head alone on cached features.
             fit = fit_inputs(classifier, config, phase, data, callbacks, emit=self.emit, stop=self.stop,
-                             epochs=(first_epoch, plan.epochs))
+                             epochs=(first_epoch, plan.epochs), scope=scope)
             augmenting = contextlib.nullcontext()
             if data.augment_in_step and not fit.cached:  # cached features were augmented already
-                step_augmentation = StepAugmentation(data.augmenter)
+                with scope():
+                    step_augmentation = StepAugmentation(data.augmenter)
                 callbacks.insert(1, step_augmentation)  # the key's epoch, with the data's
                 augmenting = step_augmentation.augmenting(fit.model)
+            # In a cluster each worker keeps its share of every batch.
+            train, validation = self.distribution.shard(fit.train), self.distribution.shard(fit.validation)
             with augmenting:
-                fit.model.fit(fit.train, validation_data=fit.validation, epochs=first_epoch + plan.epochs,
+                fit.model.fit(train, validation_data=validation, epochs=first_epoch + plan.epochs,
                               initial_epoch=initial_epoch, class_weight=data.class_weight,
                               callbacks=callbacks, shuffle=False, verbose=0)  # the pipeline shuffles
         self.data_report.report_decode_failures()
@@ -431,7 +497,7 @@ class TrainingSession:
             self.emit(Log(f"No model was saved: no epoch ended with a finite "
                           f"{self.config.training.monitor}, so there is no {BEST_MODEL}.",
                           level="error"))
-        if reason != "stopped" and self.writing:
+        if reason != "stopped" and self.writing and self.distribution.chief:
             self.evaluate_best_model()
         seconds = time.monotonic() - self.started
         summary = self.write_summary(reason) if self.writing else self.summary(reason)
@@ -457,10 +523,11 @@ class TrainingSession:
             counts = ", ".join(f"{len(files)} {part}" for part, (files, _) in parts.items() if len(files))
             self.emit(Log(f"Evaluating the best model (epoch {self.best_epoch}) on {counts} images ..."))
 
-            if self.precision is not None and self.precision.policy != "float32":
+            if (self.precision is not None and self.precision.policy != "float32") or self.distribution.strategy:
                 from models.safe_load import load_model_safely
 
-                # best.keras was saved to compute in float32, as `predict` will run it.
+                # best.keras was saved to compute in float32, as `predict` will run it; and it scores
+                # here alone, not on the strategy's replicas (the chief evaluates, the others do not).
                 model = load_model_safely(best)
             else:
                 model = self.classifier.model
@@ -491,5 +558,7 @@ class TrainingSession:
                               timing=(self.started, self.started_at), device=self.device)
         summary["evaluation"] = dict(self.evaluation)
         summary["batch_size"] = self.config.data.batch_size  # the one in use, after any back-off
+        summary["steps_per_epoch"] = self.data.steps_per_epoch if self.data is not None else 0
+        summary["distribution"] = self.distribution.summary(self.config)
         return summary
 

@@ -42,16 +42,30 @@ class StepAugmentation(keras.callbacks.Callback):
             raise ValueError("Augmentation inside the training step needs a keyed augmenter "
                              "(training.data.augment.build_augmenter).")
         self.augmenter = augmenter
-        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="augmentation_epoch")
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="augmentation_step")
+        # Under a distribution strategy (made in its scope) every replica advances the step; the
+        # first replica's update counts, once a step.
+        once = tf.VariableAggregation.ONLY_FIRST_REPLICA
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="augmentation_epoch", aggregation=once)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="augmentation_step", aggregation=once)
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch.assign(epoch)
         self.step.assign(0)
 
     def augment(self, images: Any, labels: Any) -> tuple[Any, Any]:
-        """The batch augmented with the current key; advances the key to the next batch."""
-        images, labels = self.augmenter(images, labels, key=(self.epoch.value(), self.step.value()))
+        """The batch augmented with the current key; advances the key to the next batch.
+
+        Under a distribution strategy each replica augments its share of the batch with a key
+        of its own, (epoch, step x replicas + replica): one replica, the pipeline's key.
+        """
+        import tensorflow as tf
+
+        context = tf.distribute.get_replica_context()
+        batch = self.step.value()
+        if context is not None and context.num_replicas_in_sync > 1:
+            replica = tf.cast(context.replica_id_in_sync_group, tf.int64)
+            batch = batch * context.num_replicas_in_sync + replica
+        images, labels = self.augmenter(images, labels, key=(self.epoch.value(), batch))
         self.step.assign_add(1)
         return images, labels
 
