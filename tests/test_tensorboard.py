@@ -16,6 +16,7 @@ from tensorflow.core.util import event_pb2
 from tests.helpers import make_tiny_dataset
 from tests.test_engine import small_config
 from training.engine.run import resume_training, run_training
+from training.engine.tensorboard import RunTensorBoard
 from training.events import EpochEnd
 
 
@@ -54,7 +55,13 @@ def config(data: Path, **overrides):
                                  "training.fine_tune_epochs": 2, **overrides})
 
 
-def test_a_run_writes_epoch_and_batch_scalars_that_match_its_metrics(data, tmp_path):
+@pytest.fixture
+def every_batch(monkeypatch):
+    """Batch scalars for every batch (a run writes at most 4 a second)."""
+    monkeypatch.setattr(RunTensorBoard, "BATCH_SECONDS", 0.0)
+
+
+def test_a_run_writes_epoch_and_batch_scalars_that_match_its_metrics(data, tmp_path, every_batch):
     result = run_training(config(data), run_dir=tmp_path / "run", on_event=lambda e: None)
     assert result.stop_reason == "completed", result.error
     rows = metrics(tmp_path / "run")
@@ -78,17 +85,20 @@ def result_steps(run_dir: Path) -> int:
                 if json.loads(line)["type"] == "phase")
 
 
-def test_histograms_of_weights_and_gradients_when_asked(data, tmp_path):
+def test_histograms_of_weights_and_gradients_when_asked(data, tmp_path, monkeypatch):
+    monkeypatch.setattr(RunTensorBoard, "BATCH_SECONDS", 3600.0)
     result = run_training(config(data, **{"training.tensorboard_histograms": True, "training.fine_tune_epochs": 1}),
                           run_dir=tmp_path / "run", on_event=lambda e: None)
     assert result.stop_reason == "completed", result.error
+    # Batch scalars are throttled: only the phase's first batch within the hour.
+    assert sorted(scalars(tmp_path / "run" / "tensorboard" / "train")["batch_loss"]) == [1]
     weights = tags(tmp_path / "run" / "tensorboard" / "train")
     gradients = tags(tmp_path / "run" / "tensorboard" / "gradients")
     assert "block1_conv/kernel/histogram" in weights
     assert "block1_conv/kernel" in gradients and "predictions/kernel" in gradients
 
 
-def test_a_resumed_run_continues_the_curves(data, tmp_path):
+def test_a_resumed_run_continues_the_curves(data, tmp_path, every_batch):
     stop = threading.Event()
     first = run_training(config(data, **{"training.fine_tune_epochs": 3}), run_dir=tmp_path / "run", stop=stop,
                          on_event=lambda e: stop.set() if isinstance(e, EpochEnd) and e.epoch == 1 else None)
