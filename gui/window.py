@@ -477,8 +477,10 @@ class MainWindow(QMainWindow):
         if name == "catalog":
             self.model_panel.set_catalog(result)
             self.document.refresh()  # the catalog knows each backbone's smallest input
-        elif name == "device" and not self.is_running():
-            self.device_label.setText(f"Device: {result}")
+        elif name == "device":
+            self.model_panel.set_device(result)
+            if not self.is_running():
+                self.device_label.setText(f"Device: {result}")
 
     def _on_tasks_failed(self, name: str, error: Exception) -> None:
         if name == "device":

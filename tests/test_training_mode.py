@@ -250,3 +250,15 @@ def test_a_more_epochs_fix_from_a_scratch_run_sets_the_total_it_says():
     hint = not_converged({"phase": "fine_tune", "monitor": "val_loss", "values": [0.9, 0.8, 0.7]}, running)
     [fix] = hint.fixes
     assert planned_epochs(users.with_overrides(fix)) == fix["training.fine_tune_epochs"] == 20
+
+
+def test_train_on_names_the_gpus_the_engine_sees(panel):
+    assert panel.devices_note.text() == "Devices: detecting…"
+    panel.set_device("GPU: NVIDIA A100-SXM4-40GB, NVIDIA A100-SXM4-40GB (mixed_float16)")
+    assert panel.devices_note.text() == "GPUs here (2): NVIDIA A100-SXM4-40GB, NVIDIA A100-SXM4-40GB."
+    panel.set_device("GPU: NVIDIA T4 (float32)")
+    assert panel.devices_note.text().startswith("GPUs here (1): NVIDIA T4.") and "adds nothing" in \
+        panel.devices_note.text()
+    panel.set_device("CPU: 2 threads (float32)")
+    assert panel.devices_note.text().startswith("No GPU here")
+

@@ -175,6 +175,12 @@ class ModelPanel(ConfigForm):
         self.row(form, "training.jit_compile")
         self.row(form, "training.augment_in")
         self.row(form, "training.distributed")
+        # Which devices "Train on" would use: the engine names them (``set_device``).
+        self.devices_note = QLabel("Devices: detecting…")
+        self.devices_note.setObjectName("devicesNote")
+        self.devices_note.setWordWrap(True)
+        self.devices_note.setTextFormat(Qt.TextFormat.PlainText)
+        form.addRow(self.devices_note)
         self.row(form, "training.scale_learning_rate")
         self.row(form, "training.tensorboard_histograms")
         self.row(form, "training.seed")
@@ -301,6 +307,20 @@ class ModelPanel(ConfigForm):
             text += (" Weights is none: a frozen backbone with random weights gives the head "
                      "random features to learn from. Choose From scratch instead.")
         return text
+
+    def set_device(self, description: str) -> None:
+        """Shows the engine's device description (e.g. "GPU: NVIDIA A100, NVIDIA A100 (mixed_float16)")
+        under Train on, with what "all GPUs" means here."""
+        kind, _, names = description.partition(": ")
+        if kind == "GPU":
+            gpus = [name.strip() for name in names.rsplit(" (", 1)[0].split(",") if name.strip()]
+            text = f"GPUs here ({len(gpus)}): {', '.join(gpus)}."
+            if len(gpus) < 2:
+                text += ' With one GPU, "all GPUs of this machine" adds nothing.'
+        else:
+            text = ('No GPU here: training uses the CPU, and "all GPUs of this machine" would only be slower '
+                    '("several machines" still works).')
+        self.devices_note.setText(text)
 
     def _update_weights_notice(self) -> None:
         text = self.weights_notice_text()
