@@ -386,3 +386,14 @@ def test_search_events_are_plain_and_rebuildable():
     data = json.loads(json.dumps(event.to_dict()))
     assert data["type"] == "trial_finished"
     assert search_event_from_dict(data) == event
+
+
+def test_a_distributed_search_is_refused_saying_why(tmp_path):
+    from training.search import run_search
+    from training.search.records import SearchError
+
+    config = Config().with_overrides({"training.distributed": "mirrored"})
+    with pytest.raises(SearchError, match="cannot train its trials distributed"):
+        run_search(config, out_dir=tmp_path / "search", trials=2, on_event=lambda e: None)
+    assert not (tmp_path / "search").exists()
+
