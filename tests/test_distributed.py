@@ -77,6 +77,22 @@ def test_mirrored_run_writes_a_normal_run_folder_with_the_global_batch(mirrored)
     assert evaluation["loss"] == pytest.approx(summary["best_metrics"]["val_loss"], rel=1e-4)
 
 
+def test_the_feature_cache_trains_the_same_head_under_mirrored(tmp_path):
+    data = make_tiny_dataset(tmp_path, classes=2, per_class=20, size=32)
+    report = tmp_path / "report.json"
+    process = subprocess.run([sys.executable, str(CHILD), "cache", str(report), str(data), str(tmp_path / "runs")],
+                             cwd=ROOT, env=_child_env(), capture_output=True, text=True, timeout=300)
+    assert process.returncode == 0 and report.is_file(), _failed(process)
+    runs = json.loads(report.read_text())
+    cached, uncached = runs["auto"], runs["off"]
+    assert cached["stop_reason"] == uncached["stop_reason"] == "completed", (cached["error"], uncached["error"])
+    assert any(line.startswith("Feature cache: the backbone is frozen") for line in cached["logs"])
+    assert not any(line.startswith("Feature cache: the backbone is frozen") for line in uncached["logs"])
+    figures = ("loss", "accuracy", "val_loss", "val_accuracy")
+    np.testing.assert_allclose([[row[k] for k in figures] for row in cached["history"]],
+                               [[row[k] for k in figures] for row in uncached["history"]], rtol=1e-4, atol=1e-5)
+
+
 def test_out_of_memory_halves_the_batch_of_every_replica(mirrored):
     scaled = mirrored["scaled"]
     assert scaled["stop_reason"] == "completed", scaled["error"]
