@@ -4,10 +4,10 @@
         On two logical CPU devices (set before TensorFlow starts its devices): a mirrored run; a
         second with `training.scale_learning_rate` and augmentation in the training step, which
         runs out of memory at its first batch; the first stopped after its first epoch and resumed.
+        Then, in the same process, models of another shape: a frozen head phase with the
+        feature cache on, then off, with a validation set of 5 images (smaller than the global
+        batch, and not divisible by the replicas); a search of 2 trials.
         REPORT.json gets each run's summary, history and log.
-
-    python tests/distributed_child.py cache REPORT.json DATA_DIR RUNS_DIR
-        On two logical CPU devices: a frozen head phase with the feature cache on, then off.
 
     TF_CONFIG=... python tests/distributed_child.py worker REPORT.json CONFIG.json RUN_DIR
         One worker of a multi-worker cluster: the run, stopped by the chief after epoch 1, then
@@ -105,28 +105,20 @@ def mirrored(report: Path, data_dir: str, runs: Path) -> None:
                                           stop=listener.stop), listener)
     listener = _StopAfter()
     out["resumed"] = _result(resume_training(runs / "resumed", on_event=listener), listener)
-    report.write_text(json.dumps(out))
-
-
-def cache(report: Path, data_dir: str, runs: Path) -> None:
-    """A frozen head phase on two logical CPU devices, the feature cache on, then off: in a
-    process of its own, as a second model of another shape in one process fails in TensorFlow's
-    collectives (docs/facts.md#distributed-runs-per-process)."""
-    _logical_cpus(2)
-    from training.config import Config
-    from training.engine.run import run_training
-
-    head = Config().with_overrides({
-        "data.dir": data_dir, "model.backbone": "SmallCNN", "model.weights": "none", "data.image_size": 32,
-        "data.batch_size": 8, "training.mode": "head_only", "training.head_epochs": 2,
-        "training.fine_tune_epochs": 0, "training.distributed": "mirrored", "schedule.name": "constant",
-        "augmentation.horizontal_flip": False, "augmentation.rotation": 0.0, "augmentation.zoom": 0.0,
-        "augmentation.translation": 0.0})
-    out = {}
+    # Models of another shape in the same process (docs/facts.md#distributed-runs-per-process).
+    head = base.with_overrides({
+        "training.mode": "head_only", "training.head_epochs": 2, "training.fine_tune_epochs": 0,
+        "augmentation.horizontal_flip": False, "data.validation_split": 0.125})
     for mode in ("auto", "off"):
         listener = _StopAfter()
-        out[mode] = _result(run_training(head.with_overrides({"training.feature_cache": mode}),
-                                         run_dir=runs / mode, on_event=listener), listener)
+        out[f"cache_{mode}"] = _result(run_training(head.with_overrides({"training.feature_cache": mode}),
+                                                    run_dir=runs / f"cache_{mode}", on_event=listener), listener)
+    # A search trains its trials mirrored, one after another in this process.
+    from training.search import run_search
+
+    search = run_search(base.with_overrides({"training.fine_tune_epochs": 1}), out_dir=runs / "search", trials=2)
+    out["search"] = {"stop_reason": search.stop_reason, "error": search.error,
+                     "trials": [{"status": t.status, "run_dir": t.run_dir, "reason": t.reason} for t in search.trials]}
     report.write_text(json.dumps(out))
 
 
@@ -158,8 +150,6 @@ if __name__ == "__main__":
     command, report, *rest = sys.argv[1:]
     if command == "mirrored":
         mirrored(Path(report), rest[0], Path(rest[1]))
-    elif command == "cache":
-        cache(Path(report), rest[0], Path(rest[1]))
     else:
         worker(Path(report), rest[0], rest[1])
         # The report is written: skip TensorFlow's shutdown of the cluster's services, which

@@ -388,12 +388,13 @@ def test_search_events_are_plain_and_rebuildable():
     assert search_event_from_dict(data) == event
 
 
-def test_a_distributed_search_is_refused_saying_why(tmp_path):
+def test_a_search_on_a_cluster_is_refused_saying_why(tmp_path):
     from training.search import run_search
     from training.search.records import SearchError
 
-    config = Config().with_overrides({"training.distributed": "mirrored"})
-    with pytest.raises(SearchError, match="cannot train its trials distributed"):
+    # (A mirrored search runs: tests/test_distributed.py.)
+    config = Config().with_overrides({"training.distributed": "multi_worker"})
+    with pytest.raises(SearchError, match="cannot run on a cluster.*best_config.json on the cluster"):
         run_search(config, out_dir=tmp_path / "search", trials=2, on_event=lambda e: None)
     assert not (tmp_path / "search").exists()
 

@@ -183,6 +183,35 @@ class Distribution:
         }
 
     @contextlib.contextmanager
+    def building_from_spec(self, model: keras.Model, dataset: Any) -> Iterator[None]:
+        """Within the block, ``model.fit`` / ``evaluate`` under the strategy build the model's
+        compiled state from ``dataset``'s element spec instead of from its first batch.
+
+        Keras 3 (3.15) reduces the first batch's per-replica shares with ``strategy.reduce``
+        only to learn its shapes; shares of unequal size (a first batch smaller than the global
+        batch and not divisible by the replicas: a validation set of 5 images on 2 replicas)
+        fail there, in ``AddN`` (docs/facts.md#distributed-first-batch). The shapes are the spec's.
+        """
+        if self.strategy is None:
+            yield
+            return
+        import tensorflow as tf
+
+        example = tf.nest.map_structure(lambda spec: tf.zeros([1, *spec.shape[1:]], spec.dtype),
+                                        dataset.element_spec)
+        build = type(model)._maybe_symbolic_build
+
+        def build_from_spec(iterator=None, data_batch=None):
+            return build(model, data_batch=example if data_batch is None else data_batch)
+
+        # Not setattr: Keras would try to track the function as model state.
+        object.__setattr__(model, "_maybe_symbolic_build", build_from_spec)
+        try:
+            yield
+        finally:
+            object.__delattr__(model, "_maybe_symbolic_build")
+
+    @contextlib.contextmanager
     def writing_folder(self, run_dir: str | Path, *, resume: bool = False) -> Iterator[Path]:
         """The folder this process writes, for the length of the block: ``run_dir`` itself on the
         chief (and without a cluster); on the other workers a temporary folder, removed after
@@ -270,9 +299,13 @@ def _mirrored() -> Distribution:
 
     gpus = [device.name for device in tf.config.list_logical_devices("GPU")]
     devices = gpus or [device.name for device in tf.config.list_logical_devices("CPU")]
-    strategy = _STRATEGIES.get("mirrored")
-    if strategy is None or tuple(strategy.extended.worker_devices) != tuple(devices):
-        strategy = _STRATEGIES["mirrored"] = tf.distribute.MirroredStrategy(devices=devices)
+    # One strategy per process and set of devices: every MirroredStrategy numbers its collective
+    # operations from the same start, so a second one would reuse the first one's numbers for
+    # tensors of other shapes (docs/facts.md#distributed-runs-per-process).
+    key = "mirrored:" + ",".join(devices)
+    strategy = _STRATEGIES.get(key)
+    if strategy is None:
+        strategy = _STRATEGIES[key] = tf.distribute.MirroredStrategy(devices=devices)
     if not gpus:
         warnings = ("`training.distributed` is \"mirrored\" but this machine has no GPU: the replicas are CPU "
                     "devices sharing the same cores, which adds only the strategy's cost (each step about 2.4x "

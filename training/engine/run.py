@@ -456,7 +456,7 @@ class TrainingSession:
                 augmenting = step_augmentation.augmenting(fit.model)
             # In a cluster each worker keeps its share of every batch.
             train, validation = self.distribution.shard(fit.train), self.distribution.shard(fit.validation)
-            with augmenting:
+            with augmenting, self.distribution.building_from_spec(fit.model, train):
                 fit.model.fit(train, validation_data=validation, epochs=first_epoch + plan.epochs,
                               initial_epoch=initial_epoch, class_weight=data.class_weight,
                               callbacks=callbacks, shuffle=False, verbose=0)  # the pipeline shuffles

@@ -76,14 +76,12 @@ def run_search(config: Config, *, out_dir: str | Path, trials: int, space: Searc
     """
     if trials < 1:
         raise SearchError(f"A search needs at least 1 trial. Received: trials={trials}")
-    if config.training.distributed != "off":
-        # Every trial runs in this one process, and a second distributed model in a process
-        # failed in TensorFlow's collective ops (docs/facts.md#distributed-runs-per-process).
+    if config.training.distributed == "multi_worker":
+        # Every worker of a cluster would have to draw the same trials and prune them together.
         raise SearchError(
-            f'A search cannot train its trials distributed (`training.distributed` is "{config.training.distributed}"): '
-            "its trials run one after another in one process, where TensorFlow's collective operations "
-            'fail from the second distributed model on. Set `training.distributed` to "off" for the search, '
-            "then train its best_config.json distributed.")
+            'A search cannot run on a cluster (`training.distributed` is "multi_worker"): its trials are drawn '
+            "and pruned on one machine. Search on one machine (`training.distributed` \"mirrored\" uses all "
+            "of its GPUs, or \"off\"), then train its best_config.json on the cluster.")
     space = default_space(config) if space is None else space
     if not len(space):
         raise SpaceError("The search space is empty: give at least one key to search.")
