@@ -2,7 +2,7 @@
 
     python tests/distributed_child.py mirrored REPORT.json DATA_DIR RUNS_DIR
         On two logical CPU devices (set before TensorFlow starts its devices): a mirrored run; a
-        second with `training.scale_learning_rate` and augmentation in the training step, which
+        second with `training.scale_learning_rate`, augmentation in the training step and mixed precision, which
         runs out of memory at its first batch; the first stopped after its first epoch and resumed.
         Then, in the same process, models of another shape: a frozen head phase with the
         feature cache on, then off, with a validation set of 5 images (smaller than the global
@@ -96,7 +96,7 @@ def mirrored(report: Path, data_dir: str, runs: Path) -> None:
     listener = _StopAfter()
     out["plain"] = _result(run_training(base, run_dir=runs / "plain", on_event=listener), listener)
     scaled = base.with_overrides({"training.scale_learning_rate": True, "training.fine_tune_epochs": 1,
-                                  "training.augment_in": "training_step"})
+                                  "training.augment_in": "training_step", "training.mixed_precision": "on"})
     listener = _StopAfter()
     with _out_of_memory_once():
         out["scaled"] = _result(run_training(scaled, run_dir=runs / "scaled", on_event=listener), listener)

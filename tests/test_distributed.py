@@ -43,7 +43,7 @@ def _failed(process: subprocess.CompletedProcess | None, log: str = "") -> str:
 @pytest.fixture(scope="module")
 def mirrored(tmp_path_factory) -> dict:
     """Six runs on two logical CPU devices, in one process: plain (2 epochs), scaled learning
-    rate with augmentation in the training step (1 epoch), the plain run stopped after epoch 1,
+    rate, augmentation in the training step and mixed precision (1 epoch), the plain run stopped after epoch 1,
     then resumed; a frozen head phase with the feature cache on, then off; a search of 2 trials."""
     root = tmp_path_factory.mktemp("mirrored")
     data = make_tiny_dataset(root, classes=2, per_class=20, size=32)
@@ -144,6 +144,11 @@ def test_scaling_the_learning_rate_multiplies_it_by_the_replicas(mirrored):
     config = json.loads((Path(scaled["run_dir"]) / "config.json").read_text())
     assert config["optimizer"]["learning_rate"] == pytest.approx(rate)
     assert any("augmentation in the training step" in line for line in scaled["logs"])
+    # Mixed precision under the strategy: the loss scale and the float32 copy of the weights.
+    assert scaled["summary"]["device"].endswith("(mixed_float16)")
+    assert all(math.isfinite(row["loss"]) for row in scaled["history"])
+    assert scaled["summary"]["evaluation"]["validation"]["loss"] == pytest.approx(
+        scaled["summary"]["best_metrics"]["val_loss"], rel=1e-3)
 
 
 def test_a_mirrored_run_resumes_as_if_never_stopped(mirrored):
@@ -173,7 +178,7 @@ def test_two_workers_train_one_model_and_only_the_chief_writes_the_run_folder(tm
         "data.dir": str(data), "model.backbone": "SmallCNN", "model.weights": "none", "data.image_size": 32,
         "data.batch_size": 8, "training.head_epochs": 0, "training.fine_tune_epochs": 2,
         "training.fine_tune_layers": "all", "training.distributed": "multi_worker",
-        "augmentation.rotation": 0.0, "augmentation.zoom": 0.0, "augmentation.translation": 0.0,
+        "training.mixed_precision": "on", "augmentation.rotation": 0.0, "augmentation.zoom": 0.0, "augmentation.translation": 0.0,
     }).save(tmp_path / "config.json")
     hosts = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     run_dir = tmp_path / "run"  # the same path for both: storage the machines share
@@ -220,6 +225,7 @@ def test_two_workers_train_one_model_and_only_the_chief_writes_the_run_folder(tm
         assert (run_dir / name).exists(), name
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["stop_reason"] == "completed" and summary["epochs_completed"] == 2
+    assert summary["device"].endswith("(mixed_float16)")  # the loss scale agrees across the cluster
     distribution = summary["distribution"]
     assert (distribution["strategy"], distribution["workers"], distribution["replicas"],
             distribution["global_batch_size"]) == ("MultiWorkerMirroredStrategy", 2, 2, 16)
