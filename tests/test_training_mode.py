@@ -193,9 +193,13 @@ def test_no_notice_when_the_weights_for_this_size_are_cached(panel):
 @pytest.mark.slow
 def test_changing_only_weights_to_none_learns_on_the_built_in_sample(panel, tmp_path):
     """The newcomer's first step offline: the defaults, Weights set to none on the Model tab.
-    Ten epochs of MobileNetV2 from scratch on the 5-class sample beat chance (20 %) clearly
-    (about 80 % here; a frozen random backbone stayed at 20 %)."""
+    Within its ten epochs, MobileNetV2 from scratch on the 5-class sample beats chance (20 %)
+    clearly (about 80 % after ten epochs here; a frozen random backbone stayed at 20 %). The
+    run is stopped as soon as an epoch's validation accuracy reaches 50 %: what is asserted."""
+    import threading
+
     from training.api import run_training
+    from training.events import EpochEnd
 
     panel._set_weights("none")
     panel._on_field_changed()
@@ -203,12 +207,19 @@ def test_changing_only_weights_to_none_learns_on_the_built_in_sample(panel, tmp_
     changed = {key for key, value in config.to_dict()["model"].items()
                if value != Config().to_dict()["model"][key]}
     assert changed == {"weights"}
-    events = []
-    run_training(config, run_dir=tmp_path / "run", on_event=events.append)
+    stop, epochs = threading.Event(), []
+
+    def listen(event):
+        if isinstance(event, EpochEnd):
+            epochs.append(event)
+            if event.val_accuracy >= 0.5:
+                stop.set()
+
+    run_training(config, run_dir=tmp_path / "run", on_event=listen, stop=stop)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["stop_reason"] == "completed", summary
-    assert summary["epochs_completed"] == 10
-    assert summary["best_metrics"]["val_accuracy"] >= 0.5, summary["best_metrics"]
+    assert summary["stop_reason"] in ("stopped", "completed"), summary
+    assert summary["epochs_planned"] == 10 and len(epochs) <= 10
+    assert summary["best_metrics"]["val_accuracy"] >= 0.5, [(e.epoch, e.val_accuracy) for e in epochs]
 
 
 def test_a_run_recorded_before_training_modes_resumes_with_the_phases_it_ran(tmp_path):
