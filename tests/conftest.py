@@ -24,6 +24,22 @@ def stop_run_before_close(qtbot, timeout: int = 60000):
     return stop
 
 
+# The modules that take longest (minutes each on 2 cores, `--durations`), run first: `./test.sh`
+# spreads the modules over two processes (pytest-xdist, `--dist loadfile`) in the order
+# collected, and a long module started last would leave the other process idle at the end.
+LONG_MODULES = ("test_training_mode.py", "test_distributed.py", "test_diagnostics_scenarios.py",
+                "test_search.py", "test_engine.py", "test_portable_model.py", "test_gui_stress.py",
+                "test_export.py", "test_feature_cache.py", "test_hardening_cli.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        name = item.path.name
+        return LONG_MODULES.index(name) if name in LONG_MODULES else len(LONG_MODULES)
+
+    items.sort(key=rank)  # stable: the tests of a module keep their order
+
+
 @pytest.fixture(autouse=True)
 def private_runs_root(tmp_path_factory, monkeypatch):
     """Runs named without --out go to a fresh folder per test (FINETUNE_STUDIO_RUNS), never
