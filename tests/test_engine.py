@@ -218,6 +218,27 @@ def test_stop_mid_epoch_ends_within_one_batch(tmp_path):
     assert [e["epoch"] for e in events if e["type"] == "epoch"] == [1]
 
 
+def test_stop_as_an_epoch_ends_trains_no_further_batch(tmp_path):
+    """A stop asked for while epoch 1 ends (here by a listener of its EpochEnd) ends the run
+    there: no batch of epoch 2 trains, and epoch 1 is saved and checkpointed."""
+    data = make_tiny_dataset(tmp_path, size=32)
+    stop, events = threading.Event(), []
+
+    def on_event(event):
+        events.append(event)
+        if isinstance(event, EpochEnd) and event.epoch == 1:
+            stop.set()
+
+    config = small_config(data, **{"data.batch_size": 8, "training.head_epochs": 0,
+                                   "training.fine_tune_epochs": 3, "training.fine_tune_layers": "all"})
+    result = run_training(config, run_dir=tmp_path / "run", on_event=on_event, stop=stop)
+    assert result.stop_reason == "stopped"
+    assert not [e for e in events if isinstance(e, BatchEnd) and e.epoch == 2]
+    assert [e.epoch for e in events if isinstance(e, EpochEnd)] == [1]
+    state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
+    assert state["epoch"] == 1
+
+
 def test_both_phases_run_in_order_and_zero_epoch_phase_is_skipped(tmp_path):
     data = make_tiny_dataset(tmp_path, size=32)
     recorder = Recorder()

@@ -164,6 +164,27 @@ class StopFlag(keras.callbacks.Callback):
         return False
 
 
+class StopAtEpochEnd(StopFlag):
+    """A stop asked for while an epoch ends (during its validation, its saving, or by a
+    listener of its ``EpochEnd``) ends the run there, once the epoch is saved and its
+    checkpoint written: the last of a phase's callbacks. Without it, Keras would begin the next
+    epoch and train one more batch before ``StopFlag`` saw the flag.
+    """
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        pass
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        pass
+
+    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if not self.model.stop_training:  # already stopping (early stopping, a stop mid-epoch)
+            self._check()
+
+
 def save_keras_file(model: keras.Model, path: Path, run_dir: Path) -> None:
     """``models.saving.save_model`` to ``path`` atomically and verified (a crash or a full disk
     leaves the previous file intact); Keras's temporary folders go into ``run_dir``, where a

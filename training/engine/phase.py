@@ -13,7 +13,7 @@ from models.classifier import freeze_backbone, unfreeze_top_layers
 from training.config import Config
 from training.diagnostics.gradients import GradientProbe
 from training.diagnostics.monitor import Diagnostics
-from training.engine.callbacks import SnapshotSaver, bridge_callbacks, cycle_ends
+from training.engine.callbacks import SnapshotSaver, StopAtEpochEnd, bridge_callbacks, cycle_ends
 from training.engine.checkpoint import ResumableEarlyStopping, ResumableReduceLROnPlateau, ResumeCheckpoint
 from training.engine.optim import build_phase_optimizer
 from training.engine.recipe import PhasePlan, phase_plan
@@ -114,6 +114,7 @@ def phase_callbacks(config: Config, data: Any, state: RunState, *, emit: EventCa
     if snapshots is not None:
         callbacks.append(snapshots)
     callbacks.append(ResumeCheckpoint(run_dir, state, stateful))
+    callbacks.append(StopAtEpochEnd(state, stop, agreement=stop_agreement))
     return callbacks
 
 
