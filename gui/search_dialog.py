@@ -169,6 +169,7 @@ class SearchDialog(QDialog):
         self.stages_label.setWordWrap(True)
         self.folder_edit = QLineEdit()
         self.folder_edit.setObjectName("searchFolder")
+        self.folder_edit.setPlaceholderText("empty: a new search folder in the runs folder")
         self.folder_edit.setToolTip("The search folder: one run folder per trial, trials.csv and "
                                     "best_config.json. Empty: a new search-<time> folder in the runs folder.")
         self.folder_edit.textChanged.connect(self._clear_message)

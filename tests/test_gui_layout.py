@@ -9,8 +9,11 @@ from PySide6.QtCore import QPoint, QRect
 from PySide6.QtWidgets import (
     QAbstractButton,
     QApplication,
+    QComboBox,
     QScrollArea,
     QSplitter,
+    QStyle,
+    QStyleOptionComboBox,
     QTabBar,
     QToolButton,
     QWidget,
@@ -93,6 +96,17 @@ def _problems(window: MainWindow) -> list[str]:
             problems.append(f"button {button.text()!r} reaches outside the window")
         if button.text() and button.width() < button.sizeHint().width() - 2:
             problems.append(f"button {button.text()!r} is cut ({button.width()} < {button.sizeHint().width()})")
+    for combo in window.findChildren(QComboBox):
+        if not _visible(combo, window) or combo.isEditable() or not combo.currentText():
+            continue
+        option = QStyleOptionComboBox()
+        combo.initStyleOption(option)
+        field = combo.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
+                                             QStyle.SubControl.SC_ComboBoxEditField, combo)
+        icon = combo.iconSize().width() + 4 if not combo.itemIcon(combo.currentIndex()).isNull() else 0
+        needed = combo.fontMetrics().horizontalAdvance(combo.currentText()) + icon
+        if field.width() < needed:
+            problems.append(f"choice {combo.currentText()!r} is cut ({field.width()} < {needed})")
     return problems
 
 

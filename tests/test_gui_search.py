@@ -209,6 +209,7 @@ def test_an_output_folder_with_files_is_refused(make_window, dataset, tmp_path):
     engine = ScriptedSearch()
     window = make_window(tiny_config(dataset), engine)
     dialog = window.open_search_dialog()
+    assert dialog.folder_edit.text() == "" and "new search folder" in dialog.folder_edit.placeholderText()
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "notes.txt").write_text("mine")
     dialog.folder_edit.setText(str(tmp_path / "full"))

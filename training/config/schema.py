@@ -383,7 +383,7 @@ class TrainingConfig:
                       "The same seed repeats a run.")
     mixed_precision: str = knob(
         "auto", widget="choice", label="Mixed precision", choices=DEVICE_SWITCHES,
-        choice_labels={"auto": "Automatic (on for a recent GPU)", "on": "on (float16)", "off": "off (float32)"},
+        choice_labels={"auto": "Automatic (on a recent GPU)", "on": "on (float16)", "off": "off (float32)"},
         help="compute in float16 with float32 weights (Keras `mixed_float16`); `auto`: on for a GPU of "
              "compute capability 7.0 or more, off on a CPU and older GPUs",
         advice="On a recent NVIDIA GPU it is much faster and halves the activations' memory. On a CPU it "
@@ -411,7 +411,7 @@ class TrainingConfig:
                "log says where augmentation runs and why.")
     distributed: str = knob(
         "off", widget="choice", label="Train on", choices=DISTRIBUTED_MODES,
-        choice_labels={"off": "one device (the first GPU, or the CPU)",
+        choice_labels={"off": "one device (first GPU or CPU)",
                        "mirrored": "all GPUs of this machine",
                        "multi_worker": "several machines (TF_CONFIG)"},
         help="`mirrored`: every GPU of this machine trains on its share of each batch "
