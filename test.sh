@@ -11,7 +11,7 @@ echo "== Lint (ruff) ==" >&2
 echo "== Layering contracts (import-linter) ==" >&2
 .venv/bin/lint-imports --no-cache
 # Two test processes where there are two cores (pytest-xdist; each test module stays in one
-# process): about 22 minutes instead of 35 on 2 cores. TEST_WORKERS=0 runs them in this process,
+# process): about 17 minutes instead of 35 on 2 cores. TEST_WORKERS=0 runs them in this process,
 # as does -n 0 among the arguments.
 workers="${TEST_WORKERS:-$(( $(nproc 2>/dev/null || echo 1) >= 2 ? 2 : 0 ))}"
 parallel=()

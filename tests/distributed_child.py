@@ -2,8 +2,9 @@
 
     python tests/distributed_child.py mirrored REPORT.json DATA_DIR RUNS_DIR
         On two logical CPU devices (set before TensorFlow starts its devices): a mirrored run; a
-        second with `training.scale_learning_rate`, augmentation in the training step and mixed precision, which
-        runs out of memory at its first batch; the first stopped after its first epoch and resumed.
+        second with `training.scale_learning_rate`, augmentation in the training step and mixed
+        precision, which runs out of memory at its first batch; the first stopped after its first
+        epoch and resumed.
         Then, in the same process, models of another shape: a frozen head phase with the
         feature cache on, then off, with a validation set of 5 images (smaller than the global
         batch, and not divisible by the replicas); a search of 2 trials.

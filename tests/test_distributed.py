@@ -42,9 +42,10 @@ def _failed(process: subprocess.CompletedProcess | None, log: str = "") -> str:
 
 @pytest.fixture(scope="module")
 def mirrored(tmp_path_factory) -> dict:
-    """Six runs on two logical CPU devices, in one process: plain (2 epochs), scaled learning
-    rate, augmentation in the training step and mixed precision (1 epoch), the plain run stopped after epoch 1,
-    then resumed; a frozen head phase with the feature cache on, then off; a search of 2 trials."""
+    """Six runs on two logical CPU devices, in one process: plain (2 epochs); scaled learning
+    rate, augmentation in the training step and mixed precision (1 epoch); the plain run stopped
+    after epoch 1, then resumed; a frozen head phase with the feature cache on, then off; then a
+    search of 2 trials."""
     root = tmp_path_factory.mktemp("mirrored")
     data = make_tiny_dataset(root, classes=2, per_class=20, size=32)
     report = root / "report.json"
@@ -178,7 +179,8 @@ def test_two_workers_train_one_model_and_only_the_chief_writes_the_run_folder(tm
         "data.dir": str(data), "model.backbone": "SmallCNN", "model.weights": "none", "data.image_size": 32,
         "data.batch_size": 8, "training.head_epochs": 0, "training.fine_tune_epochs": 2,
         "training.fine_tune_layers": "all", "training.distributed": "multi_worker",
-        "training.mixed_precision": "on", "augmentation.rotation": 0.0, "augmentation.zoom": 0.0, "augmentation.translation": 0.0,
+        "training.mixed_precision": "on",
+        "augmentation.rotation": 0.0, "augmentation.zoom": 0.0, "augmentation.translation": 0.0,
     }).save(tmp_path / "config.json")
     hosts = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     run_dir = tmp_path / "run"  # the same path for both: storage the machines share
